@@ -1,0 +1,1 @@
+"""Networks, their weight loaders and the shipped default model."""

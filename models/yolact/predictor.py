@@ -1,0 +1,150 @@
+"""Batched YOLACT inference: preprocess → forward → detect → assemble.
+
+Each stage is a method so that benchmarks can time them one by one; ``predict`` runs
+them all. Works on any ``torch.device`` in float32 or float16 (the heads' outputs are
+promoted to float32 before detection, so NMS and the assembly run in float32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..types import Detections
+from .assemble import assemble_masks, boxes_to_pixels
+from .config import YolactConfig
+from .detect import ImageDetections, detect_image
+from .network import RawOutputs, Yolact
+
+ImageInput = np.ndarray | torch.Tensor
+
+
+class YolactPredictor:
+    """Runs a :class:`Yolact` on batches of RGB uint8 images of any sizes."""
+
+    def __init__(
+        self, model: Yolact, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.model = model.eval().to(device=self.device, dtype=dtype)
+        self.config: YolactConfig = model.config
+        channels = torch.tensor(self.config.pixel_mean, device=self.device)
+        self._mean = channels[None, :, None, None]
+        self._std = torch.tensor(self.config.pixel_std, device=self.device)[None, :, None, None]
+
+    @torch.inference_mode()
+    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """RGB uint8 [H, W, 3] images → normalised [B, 3, S, S] network input."""
+        size = self.config.max_size
+        batch = []
+        for image in images:
+            pixels = torch.as_tensor(image).to(self.device, non_blocking=True)
+            if pixels.ndim != 3 or pixels.shape[2] != 3:
+                raise ValueError(f"expected an RGB image [H, W, 3], got {tuple(pixels.shape)}")
+            chw = pixels.permute(2, 0, 1)[None].float().contiguous()
+            batch.append(F.interpolate(chw, (size, size), mode="bilinear", align_corners=False))
+        stacked = torch.cat(batch)
+        if self.config.normalize:
+            stacked = (stacked - self._mean) / self._std
+        else:
+            stacked = stacked / 255.0
+        return stacked.to(self.dtype)
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> RawOutputs:
+        raw = self.model(batch)
+        return RawOutputs(
+            loc=raw.loc.float(),
+            conf=torch.softmax(raw.conf.float(), dim=-1),
+            coeffs=raw.coeffs.float(),
+            proto=raw.proto.float(),
+            priors=raw.priors,
+        )
+
+    @torch.inference_mode()
+    def detect(self, raw: RawOutputs, max_detections: int | None = None) -> list[ImageDetections]:
+        cfg = self.config
+        limit = cfg.max_num_detections if max_detections is None else max_detections
+        return [
+            detect_image(
+                raw.loc[i], raw.conf[i], raw.coeffs[i], raw.priors,
+                cfg.conf_thresh, cfg.nms_thresh, cfg.nms_top_k, limit,
+            )
+            for i in range(raw.loc.shape[0])
+        ]  # fmt: skip
+
+    @torch.inference_mode()
+    def assemble(
+        self,
+        raw: RawOutputs,
+        found: list[ImageDetections],
+        image_sizes: Sequence[tuple[int, int]],
+        score_threshold: float = 0.0,
+    ) -> list[Detections]:
+        """Apply the score threshold, assemble cropped masks, map boxes to pixels."""
+        kept = [d if score_threshold <= 0 else _above(d, score_threshold) for d in found]
+        most = max((len(d.scores) for d in kept), default=0)
+        batch, k = len(kept), raw.proto.shape[-1]
+        coeffs = raw.proto.new_zeros((batch, most, k))
+        boxes = raw.proto.new_zeros((batch, most, 4))
+        for i, d in enumerate(kept):
+            coeffs[i, : len(d.scores)] = d.coeffs
+            boxes[i, : len(d.scores)] = d.boxes
+        masks, windows = assemble_masks(raw.proto, coeffs, boxes)
+        results = []
+        for i, d in enumerate(kept):
+            n = len(d.scores)
+            lowres = masks[i, :n]
+            results.append(
+                Detections(
+                    class_ids=d.class_ids,
+                    scores=d.scores,
+                    boxes=boxes_to_pixels(d.boxes, image_sizes[i]).float(),
+                    lowres_masks=lowres,
+                    proto_windows=windows[i, :n],
+                    image_size=tuple(image_sizes[i]),
+                    class_names=self.config.class_names,
+                    mask_threshold=self.config.mask_threshold,
+                    mask_scores=self._mask_scores(lowres, d),
+                )
+            )
+        return results
+
+    def _mask_scores(self, lowres: torch.Tensor, found: ImageDetections) -> torch.Tensor | None:
+        if not self.config.use_maskiou:
+            return None
+        if lowres.shape[0] == 0:
+            return found.scores.new_zeros(0)
+        net = self.model.maskiou_net
+        per_class = net(lowres[:, None].to(self.dtype)).float()
+        maskiou = per_class.gather(1, found.class_ids[:, None])[:, 0]
+        return found.scores * maskiou
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        images: Sequence[ImageInput],
+        score_threshold: float = 0.0,
+        max_detections: int | None = None,
+    ) -> list[Detections]:
+        """The whole model side for a batch of RGB uint8 images."""
+        if len(images) == 0:
+            return []
+        sizes = [(int(img.shape[0]), int(img.shape[1])) for img in images]
+        raw = self.forward(self.preprocess(images))
+        found = self.detect(raw, max_detections)
+        return self.assemble(raw, found, sizes, score_threshold)
+
+
+def _above(found: ImageDetections, threshold: float) -> ImageDetections:
+    keep = found.scores > threshold
+    return ImageDetections(
+        boxes=found.boxes[keep],
+        coeffs=found.coeffs[keep],
+        class_ids=found.class_ids[keep],
+        scores=found.scores[keep],
+    )

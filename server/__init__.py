@@ -1,0 +1,1 @@
+"""maskserve runtime."""
