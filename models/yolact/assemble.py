@@ -48,7 +48,9 @@ def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tenso
          windows [B, N, 4] int64 half-open proto-pixel windows).
     """
     batch, height, width, k = proto.shape
-    logits = torch.bmm(proto.reshape(batch, height * width, k).float(), coeffs.float().transpose(1, 2))
+    logits = torch.bmm(
+        proto.reshape(batch, height * width, k).float(), coeffs.float().transpose(1, 2)
+    )
     masks = torch.sigmoid(logits).transpose(1, 2).reshape(batch, -1, height, width)
     bounds = crop_bounds(boxes.reshape(-1, 4).float(), height, width)
     cols = torch.arange(width, device=proto.device)
@@ -67,7 +69,9 @@ def upsample_masks(
     """Reference full-size masks: bilinear resize (no antialias) then ``> threshold``."""
     if lowres.shape[0] == 0:
         return torch.zeros((0, *image_size), dtype=torch.bool, device=lowres.device)
-    full = F.interpolate(lowres[None].float(), size=image_size, mode="bilinear", align_corners=False)
+    full = F.interpolate(
+        lowres[None].float(), size=image_size, mode="bilinear", align_corners=False
+    )
     return full[0] > threshold
 
 

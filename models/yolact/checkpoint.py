@@ -136,9 +136,7 @@ def _mismatch_report(config: YolactConfig, state: dict[str, torch.Tensor]) -> st
 def build_model(config: YolactConfig, state: dict[str, torch.Tensor]) -> Yolact:
     """A network for ``config`` with ``state`` loaded, or a :class:`CheckpointError`."""
     if any(compare_keys(config, state).values()):
-        raise CheckpointError(
-            "checkpoint does not match " + _mismatch_report(config, state)
-        )
+        raise CheckpointError("checkpoint does not match " + _mismatch_report(config, state))
     model = Yolact(config)
     result = model.load_state_dict(state, strict=False)
     leftover = [k for k in result.missing_keys if not _OPTIONAL.search(k)]
@@ -147,9 +145,7 @@ def build_model(config: YolactConfig, state: dict[str, torch.Tensor]) -> Yolact:
     return model.eval()
 
 
-def load_yolact(
-    path: str | Path, config: YolactConfig | str | None = None
-) -> Yolact:
+def load_yolact(path: str | Path, config: YolactConfig | str | None = None) -> Yolact:
     """Load a checkpoint (original ``.pth`` or our ``.safetensors``) into a network."""
     state = clean_state_dict(read_state_dict(path))
     if config is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -94,7 +96,7 @@ class MaskIoUNet(nn.Module):
         super().__init__()
         widths = [1, 8, 16, 32, 64, 128]
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2), nn.ReLU(inplace=True)]
         layers += [nn.Conv2d(128, num_classes, 1), nn.ReLU(inplace=True)]
         self.maskiou_net = nn.Sequential(*layers)

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..types import Detections
 from .assemble import assemble_masks, boxes_to_pixels
 from .config import YolactConfig
 from .detect import ImageDetections, detect_image
 from .network import RawOutputs, Yolact
-
-ImageInput = np.ndarray | torch.Tensor
+from .preprocess import ImageInput, preprocess_images
 
 
 class YolactPredictor:
@@ -32,27 +29,11 @@ class YolactPredictor:
         self.dtype = dtype
         self.model = model.eval().to(device=self.device, dtype=dtype)
         self.config: YolactConfig = model.config
-        channels = torch.tensor(self.config.pixel_mean, device=self.device)
-        self._mean = channels[None, :, None, None]
-        self._std = torch.tensor(self.config.pixel_std, device=self.device)[None, :, None, None]
 
     @torch.inference_mode()
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """RGB uint8 [H, W, 3] images → normalised [B, 3, S, S] network input."""
-        size = self.config.max_size
-        batch = []
-        for image in images:
-            pixels = torch.as_tensor(image).to(self.device, non_blocking=True)
-            if pixels.ndim != 3 or pixels.shape[2] != 3:
-                raise ValueError(f"expected an RGB image [H, W, 3], got {tuple(pixels.shape)}")
-            chw = pixels.permute(2, 0, 1)[None].float().contiguous()
-            batch.append(F.interpolate(chw, (size, size), mode="bilinear", align_corners=False))
-        stacked = torch.cat(batch)
-        if self.config.normalize:
-            stacked = (stacked - self._mean) / self._std
-        else:
-            stacked = stacked / 255.0
-        return stacked.to(self.dtype)
+        return preprocess_images(images, self.config, self.device).to(self.dtype)
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> RawOutputs:
@@ -71,11 +52,17 @@ class YolactPredictor:
         limit = cfg.max_num_detections if max_detections is None else max_detections
         return [
             detect_image(
-                raw.loc[i], raw.conf[i], raw.coeffs[i], raw.priors,
-                cfg.conf_thresh, cfg.nms_thresh, cfg.nms_top_k, limit,
+                raw.loc[i],
+                raw.conf[i],
+                raw.coeffs[i],
+                raw.priors,
+                cfg.conf_thresh,
+                cfg.nms_thresh,
+                cfg.nms_top_k,
+                limit,
             )
             for i in range(raw.loc.shape[0])
-        ]  # fmt: skip
+        ]
 
     @torch.inference_mode()
     def assemble(

@@ -1,0 +1,19 @@
+"""Accuracy evaluation of instance-segmentation models (COCO mask and box AP)."""
+
+from .coco_eval import (
+    METRIC_KEYS,
+    Predictor,
+    evaluate_model,
+    evaluate_predictions,
+    read_rgb,
+    to_coco_results,
+)
+
+__all__ = [
+    "METRIC_KEYS",
+    "Predictor",
+    "evaluate_model",
+    "evaluate_predictions",
+    "read_rgb",
+    "to_coco_results",
+]

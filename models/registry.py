@@ -1,0 +1,96 @@
+"""Model folders (``model.toml`` + weights) and the registry of model families.
+
+A model folder looks like Triton's: ``<repository>/<name>/model.toml`` naming the family,
+the weights file beside it, and the family's own table (e.g. ``[yolact]``). Adding a
+family means registering one factory here from its own folder; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .base import Backend
+
+ZOO_DIR = Path(__file__).resolve().parent / "zoo"
+DEFAULT_MODEL = "yolact_shapes"
+
+BackendFactory = Callable[["ModelSpec", torch.device, torch.dtype], Backend]
+_FAMILIES: dict[str, BackendFactory] = {}
+
+
+@dataclass
+class ModelSpec:
+    """A parsed ``model.toml``."""
+
+    name: str
+    folder: Path
+    family: str
+    weights: Path
+    table: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> ModelSpec:
+        path = folder / "model.toml"
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder} has no model.toml")
+        data = tomllib.loads(path.read_text())
+        family = data.get("family")
+        if family not in data:
+            raise ValueError(f'{path}: expected family = "…" and a [{family}] table')
+        weights = folder / data.get("weights", "weights.safetensors")
+        known = {"family", "weights", family}
+        return cls(
+            name=data.get("name", folder.name),
+            folder=folder,
+            family=family,
+            weights=weights,
+            table=data[family],
+            settings={k: v for k, v in data.items() if k not in known},
+        )
+
+
+def register_family(family: str, factory: BackendFactory) -> None:
+    _FAMILIES[family] = factory
+
+
+def build_backend(
+    spec: ModelSpec, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> Backend:
+    """Instantiate ``spec`` on ``device`` through its family's factory."""
+    _register_builtin_families()
+    if spec.family not in _FAMILIES:
+        raise ValueError(
+            f"model {spec.name!r}: unknown family {spec.family!r}; known: {sorted(_FAMILIES)}"
+        )
+    return _FAMILIES[spec.family](spec, torch.device(device), dtype)
+
+
+def find_model(name: str, repository: Path | None = None) -> ModelSpec:
+    """The folder ``name`` in ``repository`` (else the shipped zoo)."""
+    root = repository or ZOO_DIR
+    folder = root / name
+    if not (folder / "model.toml").is_file():
+        known = ", ".join(list_models(root)) or "none"
+        raise KeyError(f"unknown model {name!r} in {root}; available: {known}")
+    return ModelSpec.from_folder(folder)
+
+
+def list_models(repository: Path | None = None) -> list[str]:
+    root = repository or ZOO_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "model.toml").is_file())
+
+
+def _register_builtin_families() -> None:
+    if "yolact" not in _FAMILIES:
+        from .yolact.backend import yolact_backend_factory
+
+        register_family("yolact", yolact_backend_factory)

@@ -1,0 +1,1 @@
+"""Training code for the shipped models (not imported by the server)."""

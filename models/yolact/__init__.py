@@ -1,0 +1,1 @@
+"""YOLACT and YOLACT++ exactly as published, plus the configs of our own models."""

@@ -1,0 +1,38 @@
+"""The ``maskserve`` command: subcommands map flags onto the runtime's entry points."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import predict
+from .errors import MaskserveError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maskserve", description="Instance-segmentation inference server"
+    )
+    parser.add_argument("--log-level", default="WARNING")
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict.add_arguments(commands.add_parser("predict", help="segment image files offline"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    handlers = {"predict": predict.run}
+    try:
+        return handlers[args.command](args)
+    except (MaskserveError, KeyError, FileNotFoundError, ValueError) as exc:
+        print(f"maskserve: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

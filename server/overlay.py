@@ -1,0 +1,52 @@
+"""Overlay PNGs: masks in colour, boxes and labels drawn over the input image."""
+
+from __future__ import annotations
+
+import colorsys
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .masks.rle_string import decompress_counts
+
+MASK_ALPHA = 0.5
+
+
+def colour(index: int) -> tuple[int, int, int]:
+    """A distinct, stable colour per class id (golden-ratio hue steps)."""
+    hue = (index * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
+    """Compressed COCO RLE → bool [H, W] (column-major runs, starting with zeros)."""
+    height, width = rle["size"]
+    counts = decompress_counts(rle["counts"])
+    values = np.zeros(len(counts), dtype=bool)
+    values[1::2] = True
+    flat = np.repeat(values, counts)
+    return flat.reshape(width, height).T
+
+
+def draw_overlay(image: np.ndarray, detections: list[dict[str, Any]]) -> Image.Image:
+    """Blend each detection's mask in its class colour, then draw its box and label."""
+    canvas = image.astype(np.float32)
+    for det in reversed(detections):
+        if det.get("mask"):
+            mask = rle_to_mask(det["mask"])
+            tint = np.array(colour(det["class_id"]), dtype=np.float32)
+            canvas[mask] = canvas[mask] * (1 - MASK_ALPHA) + tint * MASK_ALPHA
+    picture = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    for det in detections:
+        x1, y1, x2, y2 = det["box"]
+        rgb = colour(det["class_id"])
+        draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=rgb, width=2)
+        text = f"{det['label']} {det['score']:.2f}"
+        left, top, right, bottom = draw.textbbox((x1, y1), text)
+        lift = bottom - top + 2
+        draw.rectangle((left, top - lift, right + 2, bottom - lift), fill=rgb)
+        draw.text((x1 + 1, y1 - lift), text, fill=(0, 0, 0))
+    return picture

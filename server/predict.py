@@ -1,0 +1,95 @@
+"""``maskserve predict``: offline inference on image files, JSON + overlay PNG per image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from maskserve.models.base import Backend
+from maskserve.models.registry import DEFAULT_MODEL, build_backend, find_model
+from maskserve.models.yolact.backend import YolactBackend
+from maskserve.models.yolact.checkpoint import load_yolact
+
+from .imageio import decode_image
+from .options import SegmentOptions
+from .overlay import draw_overlay
+from .results import ImageResult, build_result, select
+
+DEFAULT_SCORE_THRESHOLD = 0.3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL})")
+    source.add_argument("--weights", type=Path, help="a YOLACT checkpoint (.pth or .safetensors)")
+    parser.add_argument("--config", help="YOLACT config name for --weights (default: inferred)")
+    parser.add_argument("--model-repository", type=Path, help="folder of model folders")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument("--fp16", action="store_true", help="run the network in float16")
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=DEFAULT_SCORE_THRESHOLD,
+        help="keep detections scoring strictly above this (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-detections", type=int, default=100, help="at most this many per image"
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
+    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
+
+
+def load_backend(args: argparse.Namespace) -> Backend:
+    dtype = torch.float16 if args.fp16 else torch.float32
+    device = torch.device(args.device)
+    if args.weights is not None:
+        model = load_yolact(args.weights, args.config)
+        return YolactBackend(model, args.weights.stem, device, dtype)
+    spec = find_model(args.model or DEFAULT_MODEL, args.model_repository)
+    return build_backend(spec, device, dtype)
+
+
+def run(args: argparse.Namespace) -> int:
+    backend = load_backend(args)
+    options = SegmentOptions(
+        score_threshold=args.score_threshold, max_detections=args.max_detections
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(args.images), args.batch_size):
+        paths = args.images[start : start + args.batch_size]
+        images = [decode_image(p.read_bytes()) for p in paths]
+        began = time.perf_counter()
+        found = backend.infer(images, max_detections=args.max_detections)
+        results = [
+            build_result(backend.info.name, select(d, options, 0.0, args.max_detections), options)
+            for d in found
+        ]
+        elapsed = time.perf_counter() - began
+        for path, image, result in zip(paths, images, results, strict=True):
+            write_outputs(path, image, result, args.out)
+            print_table(path, result, elapsed / len(paths))
+    return 0
+
+
+def write_outputs(path: Path, image, result: ImageResult, out: Path) -> None:
+    payload = result.to_json(include_timings=False)
+    (out / f"{path.stem}.json").write_text(json.dumps(payload) + "\n")
+    draw_overlay(image, payload["detections"]).save(out / f"{path.stem}.png")
+
+
+def print_table(path: Path, result: ImageResult, seconds: float) -> None:
+    write = sys.stdout.write
+    write(
+        f"{path} ({result.width}x{result.height}): {len(result.detections)} detections, "
+        f"{seconds * 1000:.0f} ms\n"
+    )
+    write(f"  {'#':>3}  {'label':<12} {'score':>6}  box [x1, y1, x2, y2]\n")
+    for i, det in enumerate(result.detections):
+        box = ", ".join(f"{v:.0f}" for v in det.box)
+        write(f"  {i:>3}  {det.label:<12} {det.score:6.3f}  [{box}]\n")

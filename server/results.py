@@ -1,0 +1,114 @@
+"""Detections → the response schema every API returns.
+
+``{"model", "image": {"width", "height"}, "detections": [{"class_id", "label", "score",
+"box": [x1, y1, x2, y2], "mask": {"size": [H, W], "counts": "<compressed RLE>"}}]}``,
+detections in descending score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from maskserve.models.types import Detections
+
+from .masks import encode_masks
+from .options import SegmentOptions
+
+
+@dataclass
+class DetectionResult:
+    class_id: int
+    label: str
+    score: float
+    box: list[float]
+    mask: dict[str, Any] | None
+    mask_score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "class_id": self.class_id,
+            "label": self.label,
+            "score": self.score,
+            "box": self.box,
+            "mask": self.mask,
+        }
+        if self.mask_score is not None:
+            data["mask_score"] = self.mask_score
+        return data
+
+
+@dataclass
+class ImageResult:
+    model: str
+    width: int
+    height: int
+    detections: list[DetectionResult]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self, include_timings: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "model": self.model,
+            "image": {"width": self.width, "height": self.height},
+            "detections": [d.to_json() for d in self.detections],
+        }
+        if include_timings and self.timings:
+            data["timings"] = {k: round(v, 6) for k, v in self.timings.items()}
+        return data
+
+
+def select(
+    detections: Detections, options: SegmentOptions, default_threshold: float, default_max: int
+) -> Detections:
+    """Apply the request's score threshold (strict), class filter and count limit."""
+    threshold = default_threshold if options.score_threshold is None else options.score_threshold
+    keep = (
+        detections.scores > threshold
+        if threshold > 0
+        else torch.ones_like(detections.scores, dtype=torch.bool)
+    )
+    if options.classes is not None:
+        wanted = torch.tensor(
+            sorted(options.classes),
+            dtype=detections.class_ids.dtype,
+            device=detections.class_ids.device,
+        )
+        keep &= torch.isin(detections.class_ids, wanted)
+    limit = default_max if options.max_detections is None else options.max_detections
+    index = torch.nonzero(keep).flatten()[:limit]
+    return detections.select(index)
+
+
+def build_result(model: str, detections: Detections, options: SegmentOptions) -> ImageResult:
+    """Encode the (already selected) detections' masks and package them."""
+    height, width = detections.image_size
+    masks: list[dict[str, Any] | None]
+    if options.mask_format == "rle":
+        masks = list(
+            encode_masks(
+                detections.lowres_masks,
+                detections.proto_windows,
+                detections.image_size,
+                detections.mask_threshold,
+            )
+        )
+    else:
+        masks = [None] * len(detections)
+    classes = detections.class_ids.tolist()
+    scores = detections.scores.tolist()
+    boxes = detections.boxes.tolist()
+    mask_scores = None if detections.mask_scores is None else detections.mask_scores.tolist()
+    results = [
+        DetectionResult(
+            class_id=int(c),
+            label=detections.class_names[c] if c < len(detections.class_names) else str(c),
+            score=float(s),
+            box=[float(v) for v in b],
+            mask=m,
+            mask_score=None if mask_scores is None else float(mask_scores[i]),
+        )
+        for i, (c, s, b, m) in enumerate(zip(classes, scores, boxes, masks, strict=True))
+    ]
+    return ImageResult(model=model, width=width, height=height, detections=results)
