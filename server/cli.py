@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import predict
+from . import evaluate, predict
 from .errors import MaskserveError
 
 
@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING")
     commands = parser.add_subparsers(dest="command", required=True)
     predict.add_arguments(commands.add_parser("predict", help="segment image files offline"))
+    evaluate.add_arguments(
+        commands.add_parser("evaluate", help="COCO AP on held-out synthetic images")
+    )
     return parser
 
 
@@ -26,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    handlers = {"predict": predict.run}
+    handlers = {"predict": predict.run, "evaluate": evaluate.run}
     try:
         return handlers[args.command](args)
     except (MaskserveError, KeyError, FileNotFoundError, ValueError) as exc:

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -120,10 +120,8 @@ def to_coco_results(image_id: int, detections_json: list[dict[str, Any]]) -> lis
 
 def read_rgb(path: Path) -> np.ndarray:
     """An image file as RGB uint8 [H, W, 3]."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def evaluate_model(
