@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import evaluate, predict
+from . import evaluate, predict, serve
 from .errors import MaskserveError
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_arguments(
         commands.add_parser("evaluate", help="COCO AP on held-out synthetic images")
     )
+    serve.add_arguments(commands.add_parser("serve", help="run the REST + gRPC server"))
     return parser
 
 
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    handlers = {"predict": predict.run, "evaluate": evaluate.run}
+    handlers = {"predict": predict.run, "evaluate": evaluate.run, "serve": serve.run}
     try:
         return handlers[args.command](args)
     except (MaskserveError, KeyError, FileNotFoundError, ValueError) as exc:

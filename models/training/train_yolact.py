@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..synthetic import SHAPE_CLASSES, generate_sample
 from ..synthetic.generator import Sample
 from ..tomlwrite import dumps
-from ..yolact.checkpoint import save_safetensors
+from ..yolact.checkpoint import read_state_dict, save_safetensors
 from ..yolact.config import BackboneConfig, YolactConfig
 from ..yolact.config_io import config_to_dict
 from ..yolact.network import Yolact
@@ -85,7 +85,11 @@ def train(args: argparse.Namespace) -> Yolact:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     config = shapes_config()
-    model = Yolact(config).train()
+    model = Yolact(config)
+    if args.init is not None:
+        model.load_state_dict(read_state_dict(args.init))
+        log.info("initialised from %s", args.init)
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     proto_size = config.max_size // 4
     device = torch.device("cpu")
@@ -139,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, help="start from these weights (resume a run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument("--checkpoint-every", type=int, default=250)

@@ -24,6 +24,8 @@ def preprocess_images(
     size = config.max_size
     batch = []
     for image in images:
+        if isinstance(image, np.ndarray) and not image.flags.writeable:
+            image = image.copy()  # torch refuses to wrap read-only buffers safely
         pixels = torch.as_tensor(image).to(device, non_blocking=True)
         if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ValueError(f"expected an RGB image [H, W, 3], got {tuple(pixels.shape)}")

@@ -1,0 +1,45 @@
+"""Client library for a maskserve instance-segmentation server (no torch needed).
+
+REST: :class:`Client` / :class:`AsyncClient`; gRPC: :class:`GrpcClient` /
+:class:`AsyncGrpcClient` (imported on first use).  Masks arrive as COCO RLE and are
+decoded with :mod:`maskserve_client.rle` when :meth:`Detection.mask` is called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import MaskserveClientError
+from .rest import AsyncClient, Client
+from .retry import NO_RETRY, RetryPolicy
+from .types import Batching, Detection, ModelInfo, Rle, SegmentResult, StreamResult
+
+if TYPE_CHECKING:
+    from .grpc import AsyncGrpcClient, GrpcClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NO_RETRY",
+    "AsyncClient",
+    "AsyncGrpcClient",
+    "Batching",
+    "Client",
+    "Detection",
+    "GrpcClient",
+    "MaskserveClientError",
+    "ModelInfo",
+    "RetryPolicy",
+    "Rle",
+    "SegmentResult",
+    "StreamResult",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The gRPC clients load grpcio and the generated code only when first used."""
+    if name in ("GrpcClient", "AsyncGrpcClient"):
+        from . import grpc as grpc_module
+
+        return getattr(grpc_module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""The protocol layer: REST (FastAPI) and gRPC, both thin adapters over SegmentationService."""

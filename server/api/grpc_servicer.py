@@ -1,0 +1,159 @@
+"""The gRPC face of the service: ``maskserve.v1.Segmentation``, health and reflection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, NoReturn
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .errors import RETRY_AFTER_S, code_of, message_of, status_of
+from .gen import segment_pb2 as pb
+from .gen import segment_pb2_grpc as pb_grpc
+from .grpc_codec import model_info_to_proto, options_from_proto, result_to_proto
+from .grpc_stream import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING, FrameStream
+
+if TYPE_CHECKING:
+    from maskserve.service import SegmentationService
+    from maskserve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Segmentation"].full_name
+SKIP_STALE_METADATA = "skip-stale"
+ERROR_CODE_METADATA = "maskserve-error-code"
+RETRY_AFTER_METADATA = "retry-after-ms"
+
+
+def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
+    """The call's deadline as an absolute ``time.monotonic()`` (None when the client set none)."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+class SegmentationServicer(pb_grpc.SegmentationServicer):
+    def __init__(
+        self,
+        service: SegmentationService,
+        overload_status: str = "unavailable",
+        stream_max_pending: int = DEFAULT_MAX_PENDING,
+        stream_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        self._service = service
+        self._overload_status = overload_status
+        self._stream_max_pending = stream_max_pending
+        self._stream_max_in_flight = stream_max_in_flight
+
+    async def Segment(  # noqa: N802 (gRPC method names)
+        self, request: pb.SegmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SegmentResponse:
+        try:
+            options = options_from_proto(request.options)
+            result = await self._service.segment(
+                request.model,
+                request.image,
+                options,
+                deadline=deadline_of(context),
+                protocol="grpc",
+            )
+        except Exception as exc:
+            await self._abort(context, exc)
+        return result_to_proto(result, request.options.mask_format)
+
+    async def SegmentStream(  # noqa: N802 (gRPC method names)
+        self, request_iterator: AsyncIterator[pb.StreamFrame], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamResult]:
+        metadata = dict(context.invocation_metadata() or ())
+        stream = FrameStream(
+            self._service,
+            max_pending=self._stream_max_pending,
+            max_in_flight=self._stream_max_in_flight,
+            skip_stale=str(metadata.get(SKIP_STALE_METADATA, "")).lower() in ("1", "true", "yes"),
+            deadline=deadline_of(context),
+            overload_status=self._overload_status,
+        )
+        stream.start(request_iterator)
+        try:
+            while (result := await stream.next_result()) is not None:
+                yield result
+        finally:
+            stream.close()
+
+    async def ListModels(  # noqa: N802 (gRPC method names)
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        try:
+            models = [
+                model_info_to_proto(info, self._service.model_config(info.name))
+                for info in self._service.list_models()
+            ]
+        except Exception as exc:
+            await self._abort(context, exc)
+        return pb.ListModelsResponse(models=models)
+
+    async def GetModel(  # noqa: N802 (gRPC method names)
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
+        try:
+            info = self._service.get_model(request.name)
+            config = self._service.model_config(request.name)
+        except Exception as exc:
+            await self._abort(context, exc)
+        return model_info_to_proto(info, config)
+
+    async def _abort(self, context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:
+        status = status_of(exc, self._overload_status)
+        if status.grpc is grpc.StatusCode.INTERNAL:
+            log.error("gRPC request failed", exc_info=exc)
+        metadata: list[tuple[str, str]] = [(ERROR_CODE_METADATA, code_of(exc))]
+        if status.retry_after:
+            metadata.append((RETRY_AFTER_METADATA, str(RETRY_AFTER_S * 1000)))
+        await context.abort(status.grpc, message_of(exc), trailing_metadata=tuple(metadata))
+        raise AssertionError("unreachable: context.abort raises")
+
+
+def create_grpc_server(
+    service: SegmentationService,
+    settings: Settings,
+    health_servicer: health.aio.HealthServicer,
+    host: str | None = None,
+) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server (not started) with Segmentation, health and reflection, bound to
+    ``host:settings.grpc_port``; returns it and the bound port (useful with port 0)."""
+    size = settings.grpc_max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_send_message_length", size),
+            ("grpc.max_receive_message_length", size),
+        ]
+    )
+    pb_grpc.add_SegmentationServicer_to_server(
+        SegmentationServicer(service, settings.overload_status), server
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
+    address = _address(host if host is not None else settings.http_host, settings.grpc_port)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"gRPC server could not bind {address}")
+    return server, port
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    """Report the overall server ("") and the Segmentation service as (NOT_)SERVING."""
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status)

@@ -1,0 +1,275 @@
+"""The REST face of the service (FastAPI): thin handlers, errors mapped in one place.
+
+Any decodable image is answered, however small: a 1×1 image gets 200 with whatever the
+model finds in it (normally nothing). Refusals are 4xx with ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from maskserve.errors import (
+    InvalidImageError,
+    InvalidOptionError,
+    MaskserveError,
+    UnsupportedMediaTypeError,
+)
+from maskserve.options import SegmentOptions
+
+from . import schemas
+from .errors import RETRY_AFTER_S, PayloadTooLargeError, code_of, message_of, status_of
+
+if TYPE_CHECKING:
+    from maskserve.metrics import Metrics
+    from maskserve.results import ImageResult
+    from maskserve.service import SegmentationService
+    from maskserve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+MULTIPART = "multipart/form-data"
+CLIENT_CLOSED = 499  # nginx's convention; nobody reads it, the connection is gone
+_ERRORS = {k: {"model": schemas.ErrorBody} for k in (400, 404, 413, 415, 429, 500, 503, 504)}
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "The encoded image as the raw body, or a multipart field `image`.",
+        "content": {
+            **{t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES},
+            MULTIPART: {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "required": ["image"],
+                }
+            },
+        },
+    }
+}
+
+
+def error_response(error: BaseException, overload_status: str) -> JSONResponse:
+    """``{"error": {"code", "message"}}`` with the mapped status (+ Retry-After)."""
+    status = status_of(error, overload_status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status.retry_after else None
+    body = {"error": {"code": code_of(error), "message": message_of(error)}}
+    return JSONResponse(body, status_code=status.http, headers=headers)
+
+
+class RestApi:
+    """Route handlers bound to one service; ``create_rest_app`` wires them into FastAPI."""
+
+    def __init__(self, service: SegmentationService, settings: Settings, metrics: Metrics):
+        self.service = service
+        self.settings = settings
+        self.metrics = metrics
+
+    async def segment(
+        self,
+        request: Request,
+        model: str,
+        score_threshold: float | None = Query(None, description="in [0, 1]"),
+        max_detections: int | None = Query(None, description="at most this many detections"),
+        classes: str | None = Query(None, description="comma-separated class ids, e.g. 0,2"),
+        mask_format: Literal["rle", "none"] = Query("rle"),
+        timeout: float | None = Query(None, description="seconds; shortens the deadline"),
+    ) -> Response:
+        """Segment one image: raw body (image/jpeg, image/png, image/webp) or multipart."""
+        options = SegmentOptions(
+            score_threshold=score_threshold,
+            max_detections=max_detections,
+            classes=parse_classes(classes),
+            mask_format=mask_format,
+        )
+        deadline = self._deadline(timeout)
+        image = await read_image(request, self.settings.max_body_bytes)
+        work = self.service.segment(model, image, options, deadline=deadline, protocol="rest")
+        result = await until_disconnect(request, work)
+        if result is None:
+            return Response(status_code=CLIENT_CLOSED)
+        return JSONResponse(result.to_json())
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        if timeout is None:
+            return None
+        if not timeout > 0:
+            raise InvalidOptionError(f"timeout must be > 0 seconds, got {timeout}")
+        return time.monotonic() + min(timeout, self.settings.request_timeout_s)
+
+    async def list_models(self) -> dict[str, Any]:
+        return {"models": [self.service.model_config(m.name) for m in self.service.list_models()]}
+
+    async def get_model(self, model: str) -> dict[str, Any]:
+        return self.service.model_config(model)
+
+    async def healthz(self) -> dict[str, str]:
+        """The process is alive (says nothing about models)."""
+        return {"status": "alive"}
+
+    async def readyz(self) -> JSONResponse:
+        """200 once every model warmed up; 503 while starting or draining."""
+        if self.service.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not_ready"}, status_code=503)
+
+    async def metrics_text(self) -> Response:
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+
+def parse_classes(text: str | None) -> frozenset[int] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return frozenset(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InvalidOptionError(
+            f"classes must be comma-separated integer class ids, got {text!r}"
+        ) from None
+
+
+async def read_image(request: Request, limit: int) -> bytes:
+    """The image bytes of a raw or multipart body; 415 for other types, 413 over ``limit``."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in IMAGE_TYPES:
+        return await read_body(request, limit)
+    if media == MULTIPART:
+        return await _multipart_image(request, await read_body(request, limit), limit)
+    raise UnsupportedMediaTypeError(
+        f"content type {media or '(none)'!r} is not supported; send {', '.join(IMAGE_TYPES)} "
+        f"or {MULTIPART} with an 'image' field"
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Refuse by Content-Length before reading, and count while streaming (chunked bodies)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _multipart_image(request: Request, body: bytes, limit: int) -> bytes:
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_part_size=limit)
+    except HTTPException as exc:  # python-multipart's parse errors, as Starlette reports them
+        raise InvalidImageError(f"malformed multipart body: {exc.detail}") from None
+    try:
+        field = form.get("image")
+        if not isinstance(field, UploadFile):
+            raise InvalidImageError("multipart body needs a file field named 'image'")
+        return await field.read()
+    finally:
+        await form.close()
+
+
+async def until_disconnect(request: Request, work: Awaitable[ImageResult]) -> ImageResult | None:
+    """Await ``work`` unless the client disconnects first: then cancel it and return None.
+
+    The body has been read, so the next ASGI message can only be ``http.disconnect``.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.done() and not task.cancelled():
+        return task.result()
+    log.info("client disconnected; request cancelled")
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def create_rest_app(
+    service: SegmentationService,
+    settings: Settings,
+    metrics: Metrics,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="maskserve",
+        version="1",
+        summary="Instance segmentation: images in, COCO RLE masks out.",
+        lifespan=lifespan,
+    )
+    api = RestApi(service, settings, metrics)
+    add = app.add_api_route
+    add(
+        "/v1/models/{model}/segment",
+        api.segment,
+        methods=["POST"],
+        response_model=schemas.SegmentResponse,
+        responses=_ERRORS,
+        openapi_extra=_BODY_DOC,
+    )
+    add("/v1/models", api.list_models, methods=["GET"], response_model=schemas.ModelList)
+    add("/v1/models/{model}", api.get_model, methods=["GET"], response_model=schemas.ModelDetail)
+    add("/healthz", api.healthz, methods=["GET"], response_model=schemas.Status)
+    add("/readyz", api.readyz, methods=["GET"], response_model=schemas.Status)
+    add("/metrics", api.metrics_text, methods=["GET"], response_class=Response)
+    _add_error_handlers(app, settings.overload_status)
+    return app
+
+
+def _add_error_handlers(app: FastAPI, overload_status: str) -> None:
+    async def domain(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc, overload_status)
+
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
+        )
+        return error_response(InvalidOptionError(problems or "invalid request"), overload_status)
+
+    async def http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        body = {"error": {"code": _http_code(exc.status_code), "message": str(exc.detail)}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def disconnected(request: Request, exc: Exception) -> Response:
+        log.info("client disconnected while sending the body of %s", request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s", request.url.path, exc_info=exc)
+        return error_response(exc, overload_status)
+
+    app.add_exception_handler(MaskserveError, domain)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(HTTPException, http)
+    app.add_exception_handler(ClientDisconnect, disconnected)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _http_code(status: int) -> str:
+    return {404: "not_found", 405: "method_not_allowed"}.get(status, f"http_{status}")

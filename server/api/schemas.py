@@ -1,0 +1,78 @@
+"""Pydantic shapes of the REST responses — for the OpenAPI document at ``/docs``.
+
+Handlers return ``ImageResult.to_json()`` and the service's dicts as they are (no second
+validation pass on the hot path); these models describe that JSON.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable reason, e.g. invalid_image")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Mask(BaseModel):
+    size: list[int] = Field(description="[height, width]")
+    counts: str = Field(description="COCO compressed RLE (pycocotools `counts`)")
+
+
+class Detection(BaseModel):
+    class_id: int
+    label: str
+    score: float
+    box: list[float] = Field(description="[x1, y1, x2, y2] in image pixels")
+    mask: Mask | None = Field(description="null when mask_format=none")
+    mask_score: float | None = None
+
+
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
+class Timings(BaseModel):
+    queue: float
+    inference: float
+    postprocess: float
+    total: float
+
+
+class SegmentResponse(BaseModel):
+    model: str
+    image: ImageSize
+    detections: list[Detection] = Field(description="in descending score")
+    timings: Timings = Field(description="seconds per stage")
+
+
+class Batching(BaseModel):
+    max_batch_size: int
+    max_queue_delay_ms: float
+    max_queue_size: int
+
+
+class ModelDetail(BaseModel):
+    name: str
+    family: str
+    devices: list[str]
+    dtype: str
+    input_size: int = Field(description="network input side in pixels")
+    instances_per_device: int
+    score_threshold: float = Field(description="default when the request sets none")
+    max_detections: int = Field(description="default when the request sets none")
+    class_names: list[str] = Field(description="index = class_id")
+    batching: Batching
+
+
+class ModelList(BaseModel):
+    models: list[ModelDetail]
+
+
+class Status(BaseModel):
+    status: str

@@ -1,0 +1,182 @@
+"""Composition root: Settings → Metrics → SegmentationService → REST + gRPC on one event loop.
+
+Start-up: both listeners open at once (``/healthz`` answers, ``/readyz`` is 503 and gRPC
+health NOT_SERVING) while the service loads and warms its workers; then ready.
+
+Shutdown (SIGTERM/SIGINT or :meth:`MaskserveServer.request_stop`): ``/readyz`` turns 503
+and gRPC health NOT_SERVING first, the service refuses new requests (503 / UNAVAILABLE)
+and lets in-flight ones finish within ``drain_grace_s``; then uvicorn closes its listener
+and waits for the last responses to be written, gRPC stops, the service stops, and the
+process exits 0. A second signal skips what is left of the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+from fastapi import FastAPI
+from grpc_health.v1 import health
+
+from .api.grpc_servicer import create_grpc_server, set_serving
+from .api.rest import create_rest_app
+from .metrics import Metrics
+from .service import SegmentationService
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+FINAL_GRACE_S = 5.0
+"""After the drain: how long the last responses may take to be written out."""
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the composition root owns the signals
+    (uvicorn would stop listening at once, and re-raise the signal after serving)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class MaskserveServer:
+    """The whole server process; ``await run()`` serves until stopped, returns the exit code."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.service = SegmentationService.from_settings(settings, self.metrics)
+        self.rest_app: FastAPI = create_rest_app(
+            self.service, settings, self.metrics, lifespan=self._lifespan
+        )
+        self.http_port = 0
+        self.grpc_port = 0
+        self.exit_code = 0
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def run(self) -> int:
+        """Serve until a signal (main thread) or :meth:`request_stop`; the exit code."""
+        self._install_signal_handlers()
+        await self.start()
+        return await self.wait()
+
+    async def start(self) -> None:
+        """Bind both ports (``self.http_port``/``grpc_port`` then hold them) and start."""
+        sock = _listen(self.settings.http_host, self.settings.http_port)
+        self.http_port = sock.getsockname()[1]
+        self._health = health.aio.HealthServicer()
+        self._grpc, self.grpc_port = create_grpc_server(self.service, self.settings, self._health)
+        config = uvicorn.Config(
+            self.rest_app,
+            lifespan="on",
+            log_config=None,
+            log_level=self.settings.log_level,
+            timeout_graceful_shutdown=int(FINAL_GRACE_S),
+        )
+        self._uvicorn = _Uvicorn(config)
+        self._serving = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
+        log.info(
+            "listening: http %s:%d, grpc port %d",
+            self.settings.http_host,
+            self.http_port,
+            self.grpc_port,
+        )
+
+    async def wait(self) -> int:
+        """Until stopped: drain, shut everything down, and return the exit code."""
+        stop = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait((stop, self._serving), return_when=asyncio.FIRST_COMPLETED)
+        if self._serving.done():
+            stop.cancel()
+            log.error("the HTTP server stopped unexpectedly")
+            self.exit_code = self.exit_code or 1
+        else:
+            self._drain_task = asyncio.create_task(self._drain())
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain_task
+            self._uvicorn.should_exit = True
+        await self._serving
+        return self.exit_code
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def request_stop(self) -> None:
+        """Begin the graceful shutdown; a second call cuts the drain short."""
+        if not self._stopping.is_set():
+            log.info("shutdown requested: draining")
+            self._stopping.set()
+        elif self._drain_task is not None and not self._drain_task.done():
+            log.warning("second stop request: skipping the rest of the drain")
+            self._drain_task.cancel()
+
+    async def _drain(self) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self.service.drain(self.settings.drain_grace_s)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        await set_serving(self._health, False)
+        await self._grpc.start()
+        warm_up = asyncio.create_task(self._warm_up())
+        try:
+            yield
+        finally:
+            warm_up.cancel()
+            await self._grpc.stop(FINAL_GRACE_S)
+            await self.service.stop()
+            log.info("stopped")
+
+    async def _warm_up(self) -> None:
+        try:
+            await self.service.start()
+        except Exception:
+            log.exception("start-up failed")
+            self._fail()
+            return
+        if not self.service.list_models():
+            log.error("no model could be loaded; exiting")
+            self._fail()
+            return
+        await set_serving(self._health, True)
+        names = ", ".join(m.name for m in self.service.list_models())
+        log.info("ready: models %s", names)
+        self.ready.set()
+
+    def _fail(self) -> None:
+        self.exit_code = 1
+        self.request_stop()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, bound before serving so port 0 resolves to a known port."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(settings: Settings) -> int:
+    """Build the server from ``settings`` and run it; the process exit code."""
+    return await MaskserveServer(settings).run()

@@ -1,0 +1,213 @@
+"""Dynamic batching: one queue per model, shared by every protocol and every worker.
+
+A batch closes when it holds ``max_batch_size`` requests or ``max_queue_delay_ms`` after
+its *first* request arrived (so under load, when requests already waited while workers
+were busy, it closes at once with whatever is queued).  Workers call :meth:`next_batch`
+concurrently; an ``asyncio.Lock`` lets one of them form a batch at a time while the others
+compute, so every worker drains the same queue.
+
+Requests whose future is done before they are taken (cancelled by a disconnected client,
+or failed by an expired deadline) never reach the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskserve.models.types import Detections
+
+from .errors import DeadlineExceededError, MaskserveError, ModelNotReadyError, OverloadedError
+from .metrics import Metrics
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What a request gets back from its batch."""
+
+    detections: Detections
+    queue_s: float
+    inference_s: float
+    batch_size: int
+
+
+@dataclass(eq=False)
+class BatchItem:
+    image: np.ndarray
+    deadline: float
+    future: asyncio.Future[ItemOutcome]
+    enqueued_at: float
+    started_at: float = 0.0
+
+    @property
+    def live(self) -> bool:
+        return not self.future.done()
+
+    def resolve(self, outcome: ItemOutcome) -> None:
+        if not self.future.done():
+            self.future.set_result(outcome)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class DynamicBatcher:
+    """The bounded queue of one model, cut into batches on demand."""
+
+    def __init__(
+        self,
+        model: str,
+        max_batch_size: int,
+        max_queue_delay_ms: float,
+        max_queue_size: int,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
+            raise ValueError("need max_batch_size >= 1, max_queue_size >= 1, delay >= 0")
+        self.model = model
+        self.max_batch_size = max_batch_size
+        self.max_queue_delay_s = max_queue_delay_ms / 1000.0
+        self.max_queue_size = max_queue_size
+        self._metrics = metrics
+        self._clock = clock
+        self._queue: collections.deque[BatchItem] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._forming = asyncio.Lock()
+        self._closed: MaskserveError | None = None
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting (not yet taken into a batch)."""
+        return len(self._queue)
+
+    async def submit(self, image: np.ndarray, deadline: float) -> ItemOutcome:
+        """Queue ``image`` and wait for its share of a batch's result.
+
+        Cancelling the caller cancels the request's future, which takes it off the queue.
+        """
+        return await self.enqueue(image, deadline)
+
+    def enqueue(self, image: np.ndarray, deadline: float) -> asyncio.Future[ItemOutcome]:
+        """Queue ``image``; its future resolves to the outcome (or fails).
+
+        Raises OverloadedError at once when the queue is full and DeadlineExceededError
+        when ``deadline`` (``time.monotonic()`` seconds, or the injected ``clock``'s) has
+        passed; the future fails with DeadlineExceededError if it passes before a worker
+        takes the request.  Cancelling the future removes the request from the queue.
+        """
+        if self._closed is not None:
+            raise type(self._closed)(str(self._closed))
+        if len(self._queue) >= self.max_queue_size:
+            raise OverloadedError(
+                f"model {self.model!r} is overloaded: {len(self._queue)} requests already "
+                f"queued (max_queue_size {self.max_queue_size}); retry later"
+            )
+        if deadline <= self._clock():
+            raise DeadlineExceededError(f"deadline passed before model {self.model!r} queued it")
+        future: asyncio.Future[ItemOutcome] = asyncio.get_running_loop().create_future()
+        item = BatchItem(image, deadline, future, enqueued_at=self._clock())
+        future.add_done_callback(lambda _: self._forget(item))
+        self._queue.append(item)
+        self._arrived.set()
+        self._set_depth()
+        return future
+
+    async def next_batch(self) -> list[BatchItem] | None:
+        """The next batch of live requests (at least one), or None once closed."""
+        async with self._forming:
+            while True:
+                first = await self._take_first()
+                if first is None:
+                    return None
+                batch = await self._fill([first], first.enqueued_at + self.max_queue_delay_s)
+                now = self._clock()
+                live = [item for item in batch if self._still_wanted(item, now)]
+                if live:
+                    for item in live:
+                        item.started_at = now
+                    if self._metrics is not None:
+                        for item in live:
+                            self._metrics.queue_duration.labels(self.model).observe(
+                                now - item.enqueued_at
+                            )
+                    return live
+
+    def close(self, error: MaskserveError | None = None) -> None:
+        """Refuse new requests, fail the queued ones, and end every ``next_batch`` wait."""
+        self._closed = error or ModelNotReadyError(f"model {self.model!r} is shutting down")
+        while self._queue:
+            self._queue.popleft().fail(type(self._closed)(str(self._closed)))
+        self._arrived.set()
+        self._set_depth()
+
+    async def _take_first(self) -> BatchItem | None:
+        while True:
+            item = self._pop_live()
+            if item is not None:
+                return item
+            if self._closed is not None:
+                return None
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    async def _fill(self, batch: list[BatchItem], close_at: float) -> list[BatchItem]:
+        """Add queued requests until the batch is full or ``close_at`` passes."""
+        while len(batch) < self.max_batch_size:
+            item = self._pop_live()
+            if item is not None:
+                batch.append(item)
+                continue
+            remaining = close_at - self._clock()
+            if remaining <= 0 or self._closed is not None:
+                break
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+            except TimeoutError:
+                break
+        return batch
+
+    def _pop_live(self) -> BatchItem | None:
+        now = self._clock()
+        while self._queue:
+            item = self._queue.popleft()
+            if self._still_wanted(item, now):
+                self._set_depth()
+                return item
+        self._set_depth()
+        return None
+
+    def _still_wanted(self, item: BatchItem, now: float) -> bool:
+        """False for cancelled requests and, failing them, for expired ones."""
+        if not item.live:
+            return False
+        if item.deadline <= now:
+            item.fail(
+                DeadlineExceededError(
+                    f"deadline passed after {now - item.enqueued_at:.3f} s in the queue of "
+                    f"model {self.model!r}"
+                )
+            )
+            return False
+        return True
+
+    def _forget(self, item: BatchItem) -> None:
+        """Done-callback: a request cancelled while queued leaves the queue at once."""
+        if item.future.cancelled():
+            try:
+                self._queue.remove(item)
+            except ValueError:
+                return
+            self._set_depth()
+
+    def _set_depth(self) -> None:
+        if self._metrics is not None:
+            self._metrics.queue_depth.labels(self.model).set(len(self._queue))

@@ -1,0 +1,26 @@
+"""Mask stage: cropped low-resolution masks -> COCO compressed RLE (pycocotools-compatible)."""
+
+from maskserve.masks.encode import (
+    EncodedMasks,
+    StagePolicy,
+    encode_detections,
+    encode_full_masks,
+    encode_masks,
+    encode_masks_with_areas,
+    full_masks,
+    mask_areas,
+)
+from maskserve.masks.rle_string import compress_counts, decompress_counts
+
+__all__ = [
+    "EncodedMasks",
+    "StagePolicy",
+    "compress_counts",
+    "decompress_counts",
+    "encode_detections",
+    "encode_full_masks",
+    "encode_masks",
+    "encode_masks_with_areas",
+    "full_masks",
+    "mask_areas",
+]

@@ -1,0 +1,337 @@
+"""The one service every protocol calls: decode → batch → model → select → encode.
+
+Decoding, per-request selection and RLE encoding run on a small thread pool (Pillow,
+numpy and torch release the GIL; see benchmarks/bench_decode_pool.py for why threads
+suffice), the forward pass on the model's workers, and only coordination on the event loop.
+
+Errors are the domain errors of :mod:`maskserve.errors`.  Draining refuses new requests
+with :class:`ModelNotReadyError` ("not ready" → 503 / UNAVAILABLE, so load balancers move
+on), while overload (a full queue) is :class:`OverloadedError`, whose status is configurable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import torch
+
+from maskserve.models.base import ModelInfo
+from maskserve.models.registry import build_backend
+from maskserve.models.types import Detections
+
+from .batching import DynamicBatcher
+from .errors import (
+    DeadlineExceededError,
+    InvalidOptionError,
+    MaskserveError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+)
+from .imageio import decode_image
+from .metrics import Metrics
+from .options import SegmentOptions
+from .repository import ModelEntry, scan_repository
+from .results import ImageResult, build_result, select
+from .settings import Settings
+from .workers import BackendBuilder, Worker, available_cores, configure_cpu_threads
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+UNKNOWN_MODEL_LABEL = "_unknown"  # metrics label for names that are not in the repository
+
+
+@dataclass
+class ServedModel:
+    """A model of the repository with its batcher and workers (``info`` once loaded)."""
+
+    entry: ModelEntry
+    batcher: DynamicBatcher
+    workers: list[Worker]
+    info: ModelInfo | None = None
+    ready: bool = False
+    devices: list[str] = field(default_factory=list)
+
+
+class SegmentationService:
+    """Owns the models, their batchers and workers, and the decode/encode thread pool."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        build: BackendBuilder = build_backend,
+        io_threads: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._build = build
+        threads = io_threads or max(2, available_cores())
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="maskserve-io")
+        self._models: dict[str, ServedModel] = {}
+        self._failures: dict[str, str] = {}
+        self._started = False
+        self._draining = False
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics) -> SegmentationService:
+        return cls(settings, metrics)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read the repository, build every worker's model copy, warm up, start workers.
+
+        Returns once every model is serving or has failed (failures are logged and
+        reported by ``get_model``); ``ready`` is False until then.
+        """
+        scan = scan_repository(self.settings)
+        self._failures.update(scan.failures)
+        devices = [torch.device(name) for name in self.settings.devices]
+        cpu_devices = sum(1 for d in devices if d.type == "cpu")
+        cpu_workers = cpu_devices * sum(e.config.instances for e in scan.entries.values())
+        if cpu_workers:
+            configure_cpu_threads(cpu_workers)
+        for name, entry in scan.entries.items():
+            self._models[name] = self._plan(entry, devices)
+        await asyncio.gather(*(self._load(served) for served in self._models.values()))
+        self._started = True
+        serving = [name for name, served in self._models.items() if served.ready]
+        if serving:
+            log.info("serving models: %s", ", ".join(serving))
+        else:
+            log.error("no model could be loaded from %s", self.settings.model_repository)
+
+    def _plan(self, entry: ModelEntry, devices: list[torch.device]) -> ServedModel:
+        cfg = entry.config
+        batcher = DynamicBatcher(
+            entry.name, cfg.max_batch_size, cfg.max_queue_delay_ms, cfg.max_queue_size, self.metrics
+        )
+        placements = [device for device in devices for _ in range(cfg.instances)]
+        workers = [
+            Worker(
+                entry.spec, device, i, batcher, self._build, self.settings.torch_dtype, self.metrics
+            )
+            for i, device in enumerate(placements)
+        ]
+        return ServedModel(entry, batcher, workers, devices=[str(d) for d in devices])
+
+    async def _load(self, served: ServedModel) -> None:
+        name = served.entry.name
+        outcomes = await asyncio.gather(*(w.load() for w in served.workers), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            reason = f"{type(errors[0]).__name__}: {errors[0]}"
+            log.error("model %r failed to load: %s", name, reason)
+            self._failures[name] = reason
+            del self._models[name]
+            served.batcher.close(ModelNotFoundError(f"model {name!r} failed to load: {reason}"))
+            await asyncio.gather(*(w.stop() for w in served.workers))
+            return
+        info = outcomes[0].info
+        threshold = served.entry.config.score_threshold
+        served.info = dataclasses.replace(
+            info,
+            device=",".join(served.devices),
+            score_threshold=info.score_threshold if threshold is None else threshold,
+        )
+        for worker in served.workers:
+            worker.start()
+        served.ready = True
+
+    @property
+    def ready(self) -> bool:
+        """True once every loaded model warmed up, at least one model serves, not draining."""
+        return (
+            self._started
+            and not self._draining
+            and bool(self._models)
+            and all(served.ready for served in self._models.values())
+        )
+
+    async def drain(self, grace_s: float) -> None:
+        """Refuse new requests (``ready`` turns False) and wait up to ``grace_s`` for the
+        in-flight ones to finish."""
+        self._draining = True
+        if self._inflight == 0:
+            return
+        log.info("draining: waiting up to %.1f s for %d requests", grace_s, self._inflight)
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("drain grace ended with %d requests still in flight", self._inflight)
+
+    async def stop(self) -> None:
+        """Fail whatever is still queued, stop the workers, release the thread pool."""
+        self._draining = True
+        for served in self._models.values():
+            served.batcher.close(ModelNotReadyError("the server is shutting down"))
+        await asyncio.gather(*(w.stop() for s in self._models.values() for w in s.workers))
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- model metadata --------------------------------------------------------------
+
+    def list_models(self) -> list[ModelInfo]:
+        """The models that loaded (and are serving), by name."""
+        return [s.info for _, s in sorted(self._models.items()) if s.info is not None]
+
+    def get_model(self, name: str) -> ModelInfo:
+        served = self._lookup(name)
+        assert served.info is not None
+        return served.info
+
+    def model_config(self, name: str) -> dict[str, Any]:
+        """Effective configuration of a model, for ``GET /v1/models/{name}``."""
+        info = self.get_model(name)
+        cfg = self._models[name].entry.config
+        return {
+            "name": info.name,
+            "family": info.family,
+            "devices": list(self._models[name].devices),
+            "dtype": info.dtype,
+            "input_size": info.input_size,
+            "instances_per_device": cfg.instances,
+            "score_threshold": info.score_threshold,
+            "max_detections": info.max_detections,
+            "class_names": list(info.class_names),
+            "batching": {
+                "max_batch_size": cfg.max_batch_size,
+                "max_queue_delay_ms": cfg.max_queue_delay_ms,
+                "max_queue_size": cfg.max_queue_size,
+            },
+        }
+
+    def _lookup(self, name: str) -> ServedModel:
+        """The loaded model ``name``; NotFound (naming a load error) or NotReady otherwise."""
+        served = self._models.get(name)
+        if served is not None and served.ready:
+            return served
+        if name in self._failures:
+            raise ModelNotFoundError(f"model {name!r} failed to load: {self._failures[name]}")
+        if served is not None or not self._started:
+            raise ModelNotReadyError(f"model {name!r} is not loaded yet; the server is starting")
+        available = ", ".join(sorted(self._models)) or "none"
+        raise ModelNotFoundError(f"unknown model {name!r}; available: {available}")
+
+    # -- requests --------------------------------------------------------------------
+
+    async def segment(
+        self,
+        model: str,
+        image: bytes,
+        options: SegmentOptions,
+        *,
+        deadline: float | None = None,
+        protocol: str = "rest",
+    ) -> ImageResult:
+        """Segment one encoded image with ``model``; ``deadline`` is ``time.monotonic()``
+        seconds (None: the server's ``request_timeout_s``; an earlier client deadline wins)."""
+        began = time.monotonic()
+        known = model in self._models or model in self._failures
+        label = model if known else UNKNOWN_MODEL_LABEL
+        self._enter(label)
+        status = "ok"
+        try:
+            return await self._segment(model, image, options, deadline, began)
+        except MaskserveError as exc:
+            status = exc.code
+            raise
+        except asyncio.CancelledError:
+            status = "cancelled"
+            raise
+        except Exception:
+            status = "internal"
+            log.exception("unexpected error segmenting with model %r", model)
+            raise
+        finally:
+            self.metrics.requests_total.labels(label, protocol, status).inc()
+            self.metrics.request_duration.labels(label, protocol).observe(time.monotonic() - began)
+            self._leave(label)
+
+    async def _segment(
+        self,
+        model: str,
+        image: bytes,
+        options: SegmentOptions,
+        deadline: float | None,
+        began: float,
+    ) -> ImageResult:
+        served = self._serving(model)
+        assert served.info is not None
+        _check_classes(served.info, options)
+        limit = began + self.settings.request_timeout_s
+        deadline = limit if deadline is None else min(deadline, limit)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceededError("the request's deadline had passed on arrival")
+        try:
+            async with asyncio.timeout(remaining):
+                pixels = await self._offload(decode_image, image, self.settings.max_pixels)
+                outcome = await served.batcher.submit(pixels, deadline)
+                result, post_s = await self._offload(
+                    _postprocess, served.info, outcome.detections, options
+                )
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"deadline exceeded after {time.monotonic() - began:.3f} s (model {model!r})"
+            ) from None
+        self.metrics.postprocess_duration.labels(model).observe(post_s)
+        result.timings = {
+            "queue": outcome.queue_s,
+            "inference": outcome.inference_s,
+            "postprocess": post_s,
+            "total": time.monotonic() - began,
+        }
+        return result
+
+    def _serving(self, model: str) -> ServedModel:
+        if self._draining:
+            raise ModelNotReadyError("the server is draining and accepts no new requests")
+        return self._lookup(model)
+
+    async def _offload(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+
+    def _enter(self, label: str) -> None:
+        self._inflight += 1
+        self._idle.clear()
+        self.metrics.inflight.labels(label).inc()
+
+    def _leave(self, label: str) -> None:
+        self._inflight -= 1
+        self.metrics.inflight.labels(label).dec()
+        if self._inflight == 0:
+            self._idle.set()
+
+
+def _check_classes(info: ModelInfo, options: SegmentOptions) -> None:
+    if options.classes is None:
+        return
+    count = len(info.class_names)
+    bad = sorted(c for c in options.classes if not 0 <= c < count)
+    if bad:
+        raise InvalidOptionError(
+            f"classes {bad} are not class ids of model {info.name!r}; valid ids are 0..{count - 1}"
+        )
+
+
+def _postprocess(
+    info: ModelInfo, detections: Detections, options: SegmentOptions
+) -> tuple[ImageResult, float]:
+    """On the pool: per-request selection after the shared forward pass, then RLE."""
+    began = time.perf_counter()
+    kept = select(detections, options, info.score_threshold, info.max_detections)
+    result = build_result(info.name, kept, options)
+    return result, time.perf_counter() - began

@@ -1,0 +1,186 @@
+"""Workers: each owns one model copy on one device and runs its batches on its own thread.
+
+The worker's loop is an asyncio task (it pulls batches from the model's batcher and
+resolves the requests' futures on the event loop); the compute runs on the worker's
+single dedicated thread, where torch releases the GIL, so several workers — of one model
+or of several — compute in parallel while the event loop keeps serving.
+
+CPU threads: ``torch.set_num_threads`` is process-global, so the service calls
+:func:`configure_cpu_threads` once, before any model is built, with the total number of
+CPU workers; each worker's ops then use ``max(1, cores // cpu_workers)`` intra-op threads
+and workers × threads stays within the cores.
+
+CUDA: each worker creates its own ``torch.cuda.Stream`` and runs its batches on it, so
+two workers on one GPU overlap copies and kernels; the stream is synchronised before the
+results leave the worker, so post-processing on other threads sees finished tensors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from maskserve.models.base import Backend
+from maskserve.models.registry import ModelSpec
+from maskserve.models.types import Detections
+
+from .batching import BatchItem, DynamicBatcher, ItemOutcome
+from .errors import InferenceError, ModelNotReadyError
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+BackendBuilder = Callable[[ModelSpec, torch.device, torch.dtype], Backend]
+WARMUP_GRAY = 114
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def configure_cpu_threads(cpu_workers: int, cores: int | None = None) -> int:
+    """Give each of ``cpu_workers`` concurrent workers an equal share of the cores."""
+    threads = max(1, (cores or available_cores()) // max(1, cpu_workers))
+    torch.set_num_threads(threads)
+    log.info("torch intra-op threads: %d (for %d CPU workers)", threads, cpu_workers)
+    return threads
+
+
+class Worker:
+    """One model copy on one device, consuming batches from its model's batcher."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: torch.device,
+        index: int,
+        batcher: DynamicBatcher,
+        build: BackendBuilder,
+        dtype: torch.dtype = torch.float32,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.spec = spec
+        self.device = device
+        self.name = f"{spec.name}@{device}#{index}"
+        self.batcher = batcher
+        self._build = build
+        self._dtype = dtype
+        self._metrics = metrics
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"maskserve-{self.name}")
+        self._stream: torch.cuda.Stream | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.backend: Backend | None = None
+        self.warmed_up = False
+
+    async def load(self) -> Backend:
+        """Build this worker's model copy on its thread and warm it up with a dummy batch."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._load_and_warm_up)
+
+    def _load_and_warm_up(self) -> Backend:
+        began = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            self._stream = torch.cuda.Stream(self.device)
+        self.backend = self._build(self.spec, self.device, self._dtype)
+        size = max(1, int(self.backend.info.input_size))
+        dummy = np.full((size, size, 3), WARMUP_GRAY, dtype=np.uint8)
+        self._infer([dummy])
+        self.warmed_up = True
+        log.info(
+            "worker %s ready (loaded and warmed up in %.2f s)",
+            self.name,
+            time.perf_counter() - began,
+        )
+        return self.backend
+
+    def start(self) -> None:
+        """Begin consuming batches (after :meth:`load`)."""
+        self._task = asyncio.create_task(self._run(), name=f"worker {self.name}")
+
+    async def _run(self) -> None:
+        while (batch := await self.batcher.next_batch()) is not None:
+            await self.execute(batch)
+
+    async def execute(self, batch: list[BatchItem]) -> None:
+        """Run one batch; a failure fails only this batch's requests."""
+        loop = asyncio.get_running_loop()
+        try:
+            found, seconds = await loop.run_in_executor(
+                self._thread, self._infer, [item.image for item in batch]
+            )
+            if len(found) != len(batch):
+                raise InferenceError(
+                    f"model {self.spec.name!r} returned {len(found)} results for a batch of "
+                    f"{len(batch)} images"
+                )
+        except asyncio.CancelledError:
+            for item in batch:
+                item.fail(ModelNotReadyError(f"model {self.spec.name!r} is shutting down"))
+            raise
+        except Exception as exc:
+            error = self._describe_failure(exc, len(batch))
+            log.error("worker %s: batch of %d failed: %s", self.name, len(batch), error)
+            for item in batch:
+                item.fail(error)
+            return
+        if self._metrics is not None:
+            self._metrics.inference_duration.labels(self.spec.name, str(self.device)).observe(
+                seconds
+            )
+            self._metrics.batch_size.labels(self.spec.name).observe(len(batch))
+        for item, detections in zip(batch, found, strict=True):
+            queued = item.started_at - item.enqueued_at
+            item.resolve(ItemOutcome(detections, queued, seconds, len(batch)))
+
+    def _infer(self, images: Sequence[np.ndarray]) -> tuple[list[Detections], float]:
+        """On the worker thread: the backend's shared forward pass for ``images``."""
+        assert self.backend is not None, "worker used before load()"
+        began = time.perf_counter()
+        limit = self.backend.info.max_detections
+        try:
+            if self._stream is not None:
+                with torch.cuda.stream(self._stream):
+                    found = self.backend.infer(images, limit)
+                self._stream.synchronize()
+            else:
+                found = self.backend.infer(images, limit)
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # give the failed batch's blocks back before the next
+            raise
+        return list(found), time.perf_counter() - began
+
+    def _describe_failure(self, exc: Exception, size: int) -> InferenceError:
+        if isinstance(exc, InferenceError):
+            return exc
+        if isinstance(exc, torch.OutOfMemoryError) and self.device.type == "cuda":
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            return InferenceError(
+                f"CUDA out of memory on {self.device} running a batch of {size} images of "
+                f"model {self.spec.name!r}: {first_line}"
+            )
+        return InferenceError(
+            f"inference of model {self.spec.name!r} failed on {self.device} "
+            f"(batch of {size}): {type(exc).__name__}: {exc}"
+        )
+
+    async def stop(self) -> None:
+        """Stop consuming, fail a batch in flight, and release the thread and model copy."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._thread.shutdown(wait=False, cancel_futures=True)
+        self.backend = None
+        self.warmed_up = False

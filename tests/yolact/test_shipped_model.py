@@ -1,0 +1,101 @@
+"""The shipped model, through the real loader, finds the shapes drawn in new images."""
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pycocotools.mask as mask_utils
+import pytest
+import torch
+
+from maskserve.cli import main
+from maskserve.models.base import Backend
+from maskserve.models.registry import ZOO_DIR
+from maskserve.models.synthetic import SHAPE_CLASSES, generate_sample
+from maskserve.models.yolact.assemble import upsample_masks
+
+EXAMPLE = ZOO_DIR / "yolact_shapes" / "example.png"
+MIN_AREA = 300
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def test_the_drawn_shapes_are_found() -> None:
+    from maskserve.models.registry import build_backend, find_model
+
+    backend = build_backend(find_model("yolact_shapes"), "cpu")
+    rng = np.random.default_rng(424242)
+    found = total = 0
+    for _ in range(12):
+        sample = generate_sample(rng, 300, 400)
+        dets = backend.infer([sample.image], max_detections=100)[0]
+        keep = dets.scores > 0.3
+        masks = upsample_masks(dets.lowres_masks[keep], dets.image_size).numpy()
+        classes = dets.class_ids[keep].tolist()
+        for truth, class_id in zip(sample.masks, sample.class_ids.tolist(), strict=True):
+            if truth.sum() < MIN_AREA:
+                continue
+            total += 1
+            found += any(
+                c == class_id and mask_iou(m, truth) >= 0.5
+                for m, c in zip(masks, classes, strict=True)
+            )
+    assert total >= 20
+    assert found / total >= 0.8, f"found {found} of {total} shapes"
+
+
+def test_predict_writes_json_and_overlay_that_decode_to_the_model_masks(
+    tmp_path: Path, shipped_backend: Backend
+) -> None:
+    assert main(["predict", str(EXAMPLE), "--out", str(tmp_path), "--score-threshold", "0.3"]) == 0
+    payload = json.loads((tmp_path / "example.json").read_text())
+    assert (tmp_path / "example.png").stat().st_size > 0
+    assert payload["model"] == "yolact_shapes"
+    assert payload["image"] == {"width": 480, "height": 360}
+    detections = payload["detections"]
+    assert len(detections) >= 3
+    scores = [d["score"] for d in detections]
+    assert scores == sorted(scores, reverse=True) and min(scores) > 0.3
+    assert {d["label"] for d in detections} <= set(SHAPE_CLASSES)
+
+    from PIL import Image
+
+    image = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    dets = shipped_backend.infer([image], max_detections=100)[0]
+    keep = dets.scores > 0.3
+    reference = upsample_masks(dets.lowres_masks[keep], dets.image_size).numpy()
+    assert len(reference) == len(detections)
+    for det, expected in zip(detections, reference, strict=True):
+        decoded = mask_utils.decode({"size": det["mask"]["size"], "counts": det["mask"]["counts"]})
+        assert decoded.shape == (360, 480)
+        assert mask_iou(decoded.astype(bool), expected) >= 0.999
+
+
+@pytest.mark.slow
+def test_held_out_mask_ap50(tmp_path: Path, shipped_backend: Backend) -> None:
+    from maskserve.evaluate import held_out_dataset, predictor
+    from maskserve.models.evaluation import evaluate_model
+
+    dataset = held_out_dataset(tmp_path / "heldout", 50, 777, "384x288")
+    metrics = evaluate_model(predictor(shipped_backend), dataset)
+    assert metrics["mask_AP50"] >= 0.80, metrics
+
+
+def test_float16_finds_the_same_confident_detections(shipped_backend: Backend) -> None:
+    from PIL import Image
+
+    from maskserve.models.yolact.predictor import YolactPredictor
+
+    image = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    full = shipped_backend.infer([image], max_detections=100)[0]
+    model = copy.deepcopy(shipped_backend.predictor.model)
+    half = YolactPredictor(model, "cpu", torch.float16).predict([image])[0]
+    confident = full.scores > 0.5
+    assert int(confident.sum()) >= 3
+    for cls, box in zip(full.class_ids[confident], full.boxes[confident], strict=True):
+        same = (half.class_ids == cls) & ((half.boxes - box).abs().amax(dim=1) <= 3)
+        assert bool(same.any()), f"class {int(cls)} box {box.tolist()} not found in float16"
