@@ -26,11 +26,12 @@ from ..tomlwrite import dumps
 from ..yolact.checkpoint import read_state_dict, save_safetensors
 from ..yolact.config import BackboneConfig, YolactConfig
 from ..yolact.config_io import config_to_dict
-from ..yolact.network import Yolact
+from ..yolact.network import RawOutputs, Yolact
 from ..yolact.preprocess import preprocess_images
 from .yolact_loss import Target, yolact_loss
 
 log = logging.getLogger("train_yolact")
+SERVED_SCORE_THRESHOLD = 0.3  # the server's default for requests that name none
 
 
 def shapes_config() -> YolactConfig:
@@ -74,6 +75,13 @@ def to_target(sample: Sample, proto_size: int) -> Target:
     )
 
 
+def as_float32(raw: RawOutputs) -> RawOutputs:
+    """The heads' outputs in float32, so the loss never runs in bfloat16."""
+    return RawOutputs(
+        raw.loc.float(), raw.conf.float(), raw.coeffs.float(), raw.proto.float(), raw.priors
+    )
+
+
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -100,7 +108,9 @@ def train(args: argparse.Namespace) -> Yolact:
         targets = [to_target(s, proto_size) for s in samples]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.iterations, args.lr, args.warmup)
-        losses = yolact_loss(model(images), targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            raw = model(images)
+        losses = yolact_loss(as_float32(raw), targets)
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -130,6 +140,7 @@ def write_model(model: Yolact, out: Path) -> None:
         "family": "yolact",
         "weights": "weights.safetensors",
         "description": "YOLACT (slim ResNet-18, 320 px) trained on maskserve's synthetic shapes",
+        "score_threshold": SERVED_SCORE_THRESHOLD,
         "yolact": config_to_dict(model.config),
     }
     (out / "model.toml").write_text(dumps(description))
@@ -144,6 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", type=Path, help="start from these weights (resume a run)")
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bfloat16 autocast for the network (≈2× faster on AVX512-BF16 CPUs)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument("--checkpoint-every", type=int, default=250)

@@ -1,6 +1,6 @@
 """COCO compressed-RLE strings (pycocotools' ``rleToString`` / ``rleFrString``), vectorised.
 
-Format (see docs in ``/work/shared/reference/rle.md`` §2): every run length ``c[i]`` becomes
+Format (pycocotools' ``maskApi.c`` rleToString): every run length ``c[i]`` becomes
 ``x[i] = c[i]`` for ``i <= 2`` and ``x[i] = c[i] - c[i-2]`` for ``i > 2`` (may be negative).
 Each ``x`` is written as little-endian signed 5-bit groups, one character per group
 (``48 + group``, plus 32 when another group follows).  Emission stops once the rest is pure
