@@ -37,7 +37,7 @@ def test_real_backend_batches_requests_and_returns_decodable_masks(
     )
     metrics = Metrics(gpu=False)
     sizes = [(120, 90), (64, 100), (200, 150)]
-    options = SegmentOptions(max_detections=5)
+    options = SegmentOptions(score_threshold=0.0, max_detections=5)
 
     async def body() -> list:
         service = SegmentationService(settings, metrics)
