@@ -1,0 +1,331 @@
+"""Served throughput and latency over REST and gRPC, beside the in-process ceiling.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_serving.py [--requests 160] [--warmup 16]
+        [--protocols rest,grpc] [--concurrency 1,4,16] [--batching on,off]
+        [--model yolact_shapes] [--device cpu] [--dtype float32]
+        [--random-weights yolact_base]   # a temporary model folder with random weights
+        [--server-env OMP_WAIT_POLICY=ACTIVE]   # environment of the server process only
+
+First, in this process, the model's backend plus the server's own post-processing
+(``select`` + ``build_result`` with RLE) on decoded pixels: latency at batch 1 and
+throughput at batch ``--max-batch-size``.  Then, for batching on (``--max-batch-size``,
+``--queue-delay-ms``) and off (batch size 1), a ``maskserve serve`` subprocess on free
+127.0.0.1 ports, driven over each protocol at each concurrency by closed loops (one
+asyncio thread, pre-encoded images): ``--warmup`` requests, then ``--requests`` measured
+ones.  CPU columns are average cores used during the window by the server process, by
+this process (the load generator), and by anything else on the machine.
+
+Targets: served images/s at the highest concurrency with batching ≥ 0.9 × the in-process
+batched images/s; served p50 at concurrency 1 within 5 ms of in-process batch-1 latency.
+
+``--random-weights CONFIG`` writes a model folder for a registered YOLACT config (e.g.
+``yolact_base``) with seeded random weights and ``conf_thresh`` 0, so that every image
+yields the full ``max_num_detections`` and the mask stage is exercised (at the config's
+0.05 random weights detect nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+from serving_harness import Clients, ServerProcess, Window, drive
+
+from maskserve.imageio import decode_image
+from maskserve.models.registry import DEFAULT_MODEL, ZOO_DIR, ModelSpec, build_backend
+from maskserve.models.synthetic.generator import generate_sample
+from maskserve.models.tomlwrite import dumps
+from maskserve.models.yolact.checkpoint import save_safetensors
+from maskserve.models.yolact.config import get_config
+from maskserve.models.yolact.config_io import config_to_dict
+from maskserve.models.yolact.network import Yolact
+from maskserve.options import SegmentOptions
+from maskserve.results import build_result, select
+from maskserve.settings import DTYPES
+from maskserve.workers import configure_cpu_threads
+
+EXAMPLE = ZOO_DIR / "yolact_shapes" / "example.png"
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+T = TypeVar("T")
+
+
+def make_images(count: int, size: tuple[int, int], fmt: str, seed: int) -> list[tuple[bytes, str]]:
+    """``count`` synthetic images (fixed seed) encoded once, plus the shipped example.png."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(generate_sample(rng, *size).image).save(buffer, format=fmt.upper())
+        images.append((buffer.getvalue(), CONTENT_TYPES[fmt]))
+    images.append((EXAMPLE.read_bytes(), "image/png"))
+    return images
+
+
+def write_random_model(config_name: str, repository: Path) -> str:
+    """A model folder ``<repository>/<config_name>`` with seeded random weights."""
+    torch.manual_seed(0)
+    config = replace(get_config(config_name), conf_thresh=0.0)
+    folder = repository / config_name
+    folder.mkdir(parents=True)
+    save_safetensors(Yolact(config), folder / "weights.safetensors")
+    table = {
+        "family": "yolact",
+        "weights": "weights.safetensors",
+        "description": f"{config_name} with random weights (bench_serving)",
+        "yolact": config_to_dict(config),
+    }
+    (folder / "model.toml").write_text(dumps(table))
+    return config_name
+
+
+@dataclass
+class Ceiling:
+    """One in-process measurement: batch-1 latencies and batched images/s."""
+
+    latencies: list[float]
+    batched_ips: float
+
+    def p50(self) -> float:
+        return float(np.percentile(self.latencies, 50))
+
+
+class InProcess:
+    """The same model's backend + the server's ``select`` + ``build_result`` (RLE), run
+    sequentially on this process's main thread, on already decoded pixels."""
+
+    def __init__(self, spec: ModelSpec, args: argparse.Namespace, blobs: list[bytes]) -> None:
+        device = torch.device(args.device)
+        if device.type == "cpu":
+            configure_cpu_threads(1)  # as the server does for its one CPU worker
+        self.backend = build_backend(spec, device, DTYPES[args.dtype])
+        self.reps = args.reps
+        self.batch = args.max_batch_size
+        self.pixels = [decode_image(blob) for blob in blobs]
+        self.decode_s = statistics.median(time_decode(blob) for blob in blobs for _ in range(3))
+        self.detections = self.run(self.pixels)
+
+    def run(self, images: list[np.ndarray]) -> list[int]:
+        info, options = self.backend.info, SegmentOptions()
+        found = self.backend.infer(images, info.max_detections)
+        kept = [select(d, options, info.score_threshold, info.max_detections) for d in found]
+        return [len(build_result(info.name, d, options).detections) for d in kept]
+
+    def timed(self, images: list[np.ndarray]) -> float:
+        began = time.perf_counter()
+        self.run(images)
+        return time.perf_counter() - began
+
+    def measure(self) -> Ceiling:
+        count, batch = len(self.pixels), self.batch
+        batches = [[self.pixels[(r * batch + j) % count] for j in range(batch)] for r in range(4)]
+        self.timed(batches[0])  # warm-up of the batched shapes
+        latencies = [self.timed([self.pixels[i % count]]) for i in range(self.reps)]
+        batched = [self.timed(batches[r % len(batches)]) for r in range(max(3, self.reps // 4))]
+        return Ceiling(latencies, batch / statistics.median(batched))
+
+
+def time_decode(blob: bytes) -> float:
+    began = time.perf_counter()
+    decode_image(blob)
+    return time.perf_counter() - began
+
+
+@dataclass
+class Cell:
+    protocol: str
+    batching: str
+    concurrency: int
+    window: Window
+    mean_batch: float
+
+    @property
+    def throughput(self) -> float:
+        return len(self.window.latencies) / self.window.seconds
+
+    def p(self, q: float) -> float:
+        return float(np.percentile(self.window.latencies, q))
+
+
+def server_flags(args: argparse.Namespace, repository: Path, batching: str) -> dict[str, object]:
+    on = batching == "on"
+    return {
+        "model-repository": repository,
+        "models": args.model,
+        "devices": args.device,
+        "dtype": args.dtype,
+        "max-batch-size": args.max_batch_size if on else 1,
+        "max-queue-delay-ms": args.queue_delay_ms if on else 0.0,
+        "max-queue-size": max(64, 4 * max(args.concurrency)),
+        "log-level": args.server_log_level,
+    }
+
+
+async def measure_server(
+    server: ServerProcess, args: argparse.Namespace, batching: str, images: list[tuple[bytes, str]]
+) -> list[Cell]:
+    clients = Clients(server.http_port, server.grpc_port, max(args.concurrency))
+    try:
+        config = (await clients.http.get(f"/v1/models/{args.model}")).json()
+        print(f"  batching {batching}: server config {config['batching']}", flush=True)
+        cells = []
+        for protocol in args.protocols:
+            for concurrency in args.concurrency:
+                send = clients.sender(protocol, args.model, images)
+                before = await clients.batch_totals(args.model)
+                warmup = max(args.warmup, 2 * concurrency)
+                window = await drive(
+                    send, concurrency, warmup, args.requests, args.duration, server.pid
+                )
+                after = await clients.batch_totals(args.model)
+                mean_batch = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+                cell = Cell(protocol, batching, concurrency, window, mean_batch)
+                print(f"    {row(cell)}", flush=True)
+                if window.first_error:
+                    print(f"    first error: {window.first_error[:300]}")
+                cells.append(cell)
+        return cells
+    finally:
+        await clients.close()
+
+
+HEADER = (
+    "| protocol | batching | conc | n | img/s | p50 ms | p99 ms | server total p50 ms "
+    "| server inference p50 ms | mean batch | server cores | client cores | other cores "
+    "| errors |"
+)
+
+
+def row(cell: Cell) -> str:
+    w = cell.window
+
+    def stage(name: str) -> str:
+        values = [t[name] for t in w.timings if name in t]
+        return f"{1e3 * statistics.median(values):.1f}" if values else "-"
+
+    return (
+        f"| {cell.protocol} | {cell.batching} | {cell.concurrency} | {len(w.latencies)} "
+        f"| {cell.throughput:.1f} | {1e3 * cell.p(50):.1f} | {1e3 * cell.p(99):.1f} "
+        f"| {stage('total')} | {stage('inference')} | {cell.mean_batch:.2f} "
+        f"| {w.cores('server'):.2f} | {w.cores('client'):.2f} | {w.cores('other'):.2f} "
+        f"| {w.errors} |"
+    )
+
+
+def report(
+    model: InProcess, ceilings: list[Ceiling], cells: list[Cell], args: argparse.Namespace
+) -> None:
+    print(f"\n## maskserve serving benchmark: {args.model} on {args.device} ({args.dtype})\n")
+    print(f"detections per image (in-process): {model.detections}")
+    print(
+        f"decode per image (median, not in the in-process figures): {1e3 * model.decode_s:.2f} ms"
+    )
+    print(
+        "\n| in-process | batch 1 img/s | batch 1 p50 ms | batch 1 p99 ms "
+        f"| batch {model.batch} img/s |\n|---|---|---|---|---|"
+    )
+    for when, c in zip(("before the servers", "after the servers"), ceilings, strict=False):
+        print(
+            f"| {when} | {1 / c.p50():.1f} | {1e3 * c.p50():.1f} "
+            f"| {1e3 * np.percentile(c.latencies, 99):.1f} | {c.batched_ips:.1f} |"
+        )
+    print(f"\n{HEADER}\n|" + "---|" * (HEADER.count("|") - 1))
+    for cell in cells:
+        print(row(cell))
+    best_ips = max(c.batched_ips for c in ceilings)
+    best_p50 = min(c.p50() for c in ceilings)
+    print(
+        f"\nratios against the better in-process figure ({best_ips:.1f} img/s batched, "
+        f"{1e3 * best_p50:.1f} ms p50 at batch 1):"
+    )
+    for cell in cells:
+        if cell.concurrency == max(args.concurrency):
+            print(
+                f"- throughput {cell.protocol}, batching {cell.batching}, conc "
+                f"{cell.concurrency}: {cell.throughput / best_ips:.2f}x (target >= 0.9)"
+            )
+    for cell in cells:
+        if cell.concurrency == min(args.concurrency):
+            print(
+                f"- latency {cell.protocol}, batching {cell.batching}, conc {cell.concurrency}: "
+                f"p50 {1e3 * (cell.p(50) - best_p50):+.1f} ms (target <= +5 ms)"
+            )
+
+
+def csv(kind: Callable[[str], T]) -> Callable[[str], list[T]]:
+    """An argparse type for comma-separated values."""
+    return lambda text: [kind(part.strip()) for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--model", default=DEFAULT_MODEL)
+    add("--model-repository", type=Path, default=ZOO_DIR)
+    add("--random-weights", metavar="CONFIG", help="serve this YOLACT config, random weights")
+    add("--device", default="cpu")
+    add("--dtype", choices=sorted(DTYPES), default="float32")
+    add("--protocols", type=csv(str), default=["rest", "grpc"])
+    add("--concurrency", type=csv(int), default=[1, 4, 16])
+    add("--batching", type=csv(str), default=["on", "off"], help="on, off or both")
+    add("--max-batch-size", type=int, default=8)
+    add("--queue-delay-ms", type=float, default=5.0)
+    add("--requests", type=int, default=160, help="measured requests per cell")
+    add("--warmup", type=int, default=16, help="requests before each window (>= 2 x conc)")
+    add("--duration", type=float, help="also end each window after this many seconds")
+    add("--reps", type=int, default=40, help="in-process batch-1 repetitions")
+    add("--images", type=int, default=3, help="synthetic images besides example.png")
+    add("--image-size", default="480x640", help="HxW of the synthetic images")
+    add("--image-format", choices=sorted(CONTENT_TYPES), default="jpeg")
+    add("--seed", type=int, default=0)
+    add("--server-log-level", default="warning")
+    add("--server-env", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
+    args = parser.parse_args(argv)
+    if not set(args.protocols) <= {"rest", "grpc"} or not set(args.batching) <= {"on", "off"}:
+        parser.error("--protocols takes rest,grpc and --batching on,off")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the server subprocess is stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    height, width = (int(v) for v in args.image_size.lower().split("x"))
+    images = make_images(args.images, (height, width), args.image_format, args.seed)
+    with tempfile.TemporaryDirectory(prefix="bench_serving_") as temp:
+        repository = args.model_repository
+        if args.random_weights:
+            repository = Path(temp) / "models"
+            args.model = write_random_model(args.random_weights, repository)
+        spec = ModelSpec.from_folder(repository / args.model)
+        print(f"in-process: {args.model} on {args.device}", flush=True)
+        model = InProcess(spec, args, [data for data, _ in images])
+        ceilings = [model.measure()]
+        cells: list[Cell] = []
+        for batching in args.batching:
+            flags = server_flags(args, repository, batching)
+            log = Path(temp) / f"server-{batching}.log"
+            env = dict(item.split("=", 1) for item in args.server_env)
+            with ServerProcess(flags, log, env) as server:
+                cells += asyncio.run(measure_server(server, args, batching, images))
+        print("in-process again (drift check)", flush=True)
+        ceilings.append(model.measure())
+    report(model, ceilings, cells, args)
+
+
+if __name__ == "__main__":
+    main()
