@@ -74,7 +74,9 @@ class SegmentationService:
         self.metrics = metrics
         self._build = build
         threads = io_threads or max(2, available_cores())
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="maskserve-io")
+        self._pool = ThreadPoolExecutor(
+            threads, thread_name_prefix="maskserve-io", initializer=_single_threaded_torch
+        )
         self._models: dict[str, ServedModel] = {}
         self._failures: dict[str, str] = {}
         self._started = False
@@ -314,6 +316,17 @@ class SegmentationService:
         self.metrics.inflight.labels(label).dec()
         if self._inflight == 0:
             self._idle.set()
+
+
+def _single_threaded_torch() -> None:
+    """Post-processing tensors are small: keep the I/O threads from starting OpenMP teams.
+
+    Every thread that runs a parallel torch op gets its own OpenMP team; once the teams
+    together outnumber the cores, OpenMP stops spinning between parallel regions and the
+    workers' forward passes slow down (docs/benchmarks.md, serving). The setting is
+    per thread, so the workers keep their share.
+    """
+    torch.set_num_threads(1)
 
 
 def _check_classes(info: ModelInfo, options: SegmentOptions) -> None:
