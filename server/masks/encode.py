@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from maskserve.masks.rle_string import compress_counts, decompress_counts
 from maskserve.masks.rle_torch import (
@@ -31,6 +30,7 @@ from maskserve.masks.rle_torch import (
     sort_and_clean,
 )
 from maskserve.masks.window import make_group_plan, output_windows, plan_groups, upsample_group
+from maskserve.models.yolact.assemble import upsample_masks
 
 if TYPE_CHECKING:
     from maskserve.models.types import Detections
@@ -239,12 +239,8 @@ def encode_full_masks(masks: torch.Tensor, policy: StagePolicy | None = None) ->
 def full_masks(
     lowres: torch.Tensor, image_size: tuple[int, int], threshold: float = 0.5
 ) -> torch.Tensor:
-    """The reference full-size masks: bilinear ``F.interpolate`` then ``> threshold``.
+    """The reference full-size masks (the model side's own upsample-then-threshold path).
 
     Materialises [N, H, W]; meant for tests, overlays and benchmarks, not the hot path.
     """
-    height, width = int(image_size[0]), int(image_size[1])
-    if lowres.shape[0] == 0:
-        return torch.zeros((0, height, width), dtype=torch.bool, device=lowres.device)
-    up = F.interpolate(lowres[None], size=(height, width), mode="bilinear", align_corners=False)
-    return up[0] > threshold
+    return upsample_masks(lowres, (int(image_size[0]), int(image_size[1])), threshold)
