@@ -46,7 +46,7 @@ def draw_overlay(image: np.ndarray, detections: list[dict[str, Any]]) -> Image.I
         draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=rgb, width=2)
         text = f"{det['label']} {det['score']:.2f}"
         left, top, right, bottom = draw.textbbox((x1, y1), text)
-        lift = bottom - top + 2
+        lift = bottom - top + 2 if top - (bottom - top + 2) >= 0 else 0  # inside at the top edge
         draw.rectangle((left, top - lift, right + 2, bottom - lift), fill=rgb)
         draw.text((x1 + 1, y1 - lift), text, fill=(0, 0, 0))
     return picture
