@@ -90,7 +90,16 @@ def list_models(repository: Path | None = None) -> list[str]:
 
 
 def _register_builtin_families() -> None:
+    """Import the shipped families lazily (each is one folder under ``models/``)."""
     if "yolact" not in _FAMILIES:
         from .yolact.backend import yolact_backend_factory
 
         register_family("yolact", yolact_backend_factory)
+    if "yoloseg" not in _FAMILIES:
+        from .yoloseg.backend import yoloseg_backend_factory
+
+        register_family("yoloseg", yoloseg_backend_factory)
+    if "maskrcnn" not in _FAMILIES:
+        from .maskrcnn.backend import maskrcnn_backend_factory
+
+        register_family("maskrcnn", maskrcnn_backend_factory)
