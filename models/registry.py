@@ -7,6 +7,7 @@ family means registering one factory here from its own folder; nothing else chan
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,11 +65,10 @@ def build_backend(
     spec: ModelSpec, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
 ) -> Backend:
     """Instantiate ``spec`` on ``device`` through its family's factory."""
-    _register_builtin_families()
+    _register_builtin_family(spec.family)
     if spec.family not in _FAMILIES:
-        raise ValueError(
-            f"model {spec.name!r}: unknown family {spec.family!r}; known: {sorted(_FAMILIES)}"
-        )
+        known = sorted(set(_FAMILIES) | set(_BUILTIN_FAMILIES))
+        raise ValueError(f"model {spec.name!r}: unknown family {spec.family!r}; known: {known}")
     return _FAMILIES[spec.family](spec, torch.device(device), dtype)
 
 
@@ -89,17 +89,17 @@ def list_models(repository: Path | None = None) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "model.toml").is_file())
 
 
-def _register_builtin_families() -> None:
-    """Import the shipped families lazily (each is one folder under ``models/``)."""
-    if "yolact" not in _FAMILIES:
-        from .yolact.backend import yolact_backend_factory
+# The shipped families, imported only when a model of that family is built.
+_BUILTIN_FAMILIES: dict[str, tuple[str, str]] = {
+    "yolact": (".yolact.backend", "yolact_backend_factory"),
+    "yoloseg": (".yoloseg.backend", "yoloseg_backend_factory"),
+    "maskrcnn": (".maskrcnn.backend", "maskrcnn_backend_factory"),
+}
 
-        register_family("yolact", yolact_backend_factory)
-    if "yoloseg" not in _FAMILIES:
-        from .yoloseg.backend import yoloseg_backend_factory
 
-        register_family("yoloseg", yoloseg_backend_factory)
-    if "maskrcnn" not in _FAMILIES:
-        from .maskrcnn.backend import maskrcnn_backend_factory
-
-        register_family("maskrcnn", maskrcnn_backend_factory)
+def _register_builtin_family(family: str) -> None:
+    if family in _FAMILIES or family not in _BUILTIN_FAMILIES:
+        return
+    module_name, factory = _BUILTIN_FAMILIES[family]
+    module = importlib.import_module(module_name, __package__)
+    register_family(family, getattr(module, factory))
