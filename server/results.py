@@ -14,7 +14,7 @@ import torch
 
 from maskserve.models.types import Detections
 
-from .masks import encode_masks
+from .masks import encode_detections
 from .options import SegmentOptions
 
 
@@ -86,14 +86,7 @@ def build_result(model: str, detections: Detections, options: SegmentOptions) ->
     height, width = detections.image_size
     masks: list[dict[str, Any] | None]
     if options.mask_format == "rle":
-        masks = list(
-            encode_masks(
-                detections.lowres_masks,
-                detections.proto_windows,
-                detections.image_size,
-                detections.mask_threshold,
-            )
-        )
+        masks = list(encode_detections(detections).rles)
     else:
         masks = [None] * len(detections)
     classes = detections.class_ids.tolist()

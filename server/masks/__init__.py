@@ -3,10 +3,13 @@
 from maskserve.masks.encode import (
     EncodedMasks,
     StagePolicy,
+    detection_masks,
+    encode_box_masks_with_areas,
     encode_detections,
     encode_full_masks,
     encode_masks,
     encode_masks_with_areas,
+    full_box_masks,
     full_masks,
     mask_areas,
 )
@@ -17,10 +20,13 @@ __all__ = [
     "StagePolicy",
     "compress_counts",
     "decompress_counts",
+    "detection_masks",
+    "encode_box_masks_with_areas",
     "encode_detections",
     "encode_full_masks",
     "encode_masks",
     "encode_masks_with_areas",
+    "full_box_masks",
     "full_masks",
     "mask_areas",
 ]

@@ -21,6 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from maskserve.masks.paste import (
+    group_rows,
+    pad_masks,
+    paste_group,
+    paste_windows,
+    plan_paste_groups,
+)
 from maskserve.masks.rle_string import compress_counts, decompress_counts
 from maskserve.masks.rle_torch import (
     fetch_runs,
@@ -200,8 +207,73 @@ def encode_masks(
     return encode_masks_with_areas(lowres, proto_windows, image_size, threshold, policy).rles
 
 
+def encode_box_masks_with_areas(
+    box_masks: torch.Tensor,
+    boxes: torch.Tensor,
+    image_size: tuple[int, int],
+    threshold: float = 0.5,
+    policy: StagePolicy | None = None,
+) -> EncodedMasks:
+    """COCO RLEs (and areas) of M×M box masks pasted into their boxes, box-local.
+
+    Equal (up to pixels within rounding of the threshold) to ``pycocotools.mask.encode``
+    of torchvision's ``paste_masks_in_image(box_masks[:, None], boxes, image_size) >
+    threshold``, without any full-size canvas: only each box's window is resized.
+
+    Args:
+        box_masks: [N, M, M] mask probabilities.
+        boxes: [N, 4] float (x1, y1, x2, y2) in image pixels.
+        image_size: (H, W).
+        threshold: strict, >= 0.
+        policy: execution knobs; by default chosen from ``box_masks.device``.
+    """
+    if box_masks.dim() != 3 or box_masks.shape[1] != box_masks.shape[2]:
+        raise ValueError(f"box_masks must be [N, M, M], got {tuple(box_masks.shape)}")
+    if tuple(boxes.shape) != (box_masks.shape[0], 4):
+        raise ValueError(f"boxes must be [N, 4], got {tuple(boxes.shape)}")
+    if not threshold >= 0.0:
+        raise ValueError("threshold must be >= 0: pixels outside a box are 0 and must be off")
+    n = box_masks.shape[0]
+    height, width = int(image_size[0]), int(image_size[1])
+    if n == 0:
+        return EncodedMasks(rles=[], areas=np.zeros(0, dtype=np.int64))
+    policy = policy or default_policy(box_masks.device)
+    device = box_masks.device
+    plan = paste_windows(boxes, int(box_masks.shape[-1]), (height, width))
+    groups = plan_paste_groups(plan.windows, policy.slack, policy.max_pixels)
+    grouped = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+    order = np.concatenate([grouped, np.setdiff1d(np.arange(n), grouped)])
+    with _stage_scope(policy.cpu_threads, device):
+        padded = pad_masks(box_masks)
+        mask_ids, positions = [], []
+        seen = 0
+        for members in groups:
+            win = plan.windows[members]
+            shape = (int((win[:, 3] - win[:, 1]).max()), int((win[:, 2] - win[:, 0]).max()))
+            table = torch.from_numpy(np.concatenate([plan.boxes[members], win])).to(device)
+            index = torch.from_numpy(members).to(device)
+            group_boxes, group_windows = table[: len(members)], table[len(members) :]
+            bits = paste_group(padded[index], group_boxes, group_windows, shape, threshold)
+            local = torch.arange(len(members), device=device) + seen
+            rows, row_base, row_mask = group_rows(bits, group_windows, local, height)
+            mask, position = row_transitions(rows, row_base, row_mask, height)
+            mask_ids.append(mask)
+            positions.append(position)
+            seen += len(members)
+        counts, lengths = _runs(mask_ids, positions, n, height * width, device)
+    return _as_rles(counts, lengths, order, (height, width))
+
+
 def encode_detections(detections: Detections, policy: StagePolicy | None = None) -> EncodedMasks:
-    """:func:`encode_masks_with_areas` of a model's :class:`Detections` (its threshold)."""
+    """RLEs and areas of a model's :class:`Detections`, whichever mask form they carry."""
+    if detections.box_masks is not None:
+        return encode_box_masks_with_areas(
+            detections.box_masks,
+            detections.boxes,
+            detections.image_size,
+            detections.mask_threshold,
+            policy,
+        )
     return encode_masks_with_areas(
         detections.lowres_masks,
         detections.proto_windows,
@@ -244,3 +316,31 @@ def full_masks(
     Materialises [N, H, W]; meant for tests, overlays and benchmarks, not the hot path.
     """
     return upsample_masks(lowres, (int(image_size[0]), int(image_size[1])), threshold)
+
+
+def full_box_masks(
+    box_masks: torch.Tensor,
+    boxes: torch.Tensor,
+    image_size: tuple[int, int],
+    threshold: float = 0.5,
+) -> torch.Tensor:
+    """The reference full-size masks of box masks: torchvision's own paste, thresholded.
+
+    Materialises [N, H, W]; meant for tests, overlays and benchmarks, not the hot path.
+    """
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    size = (int(image_size[0]), int(image_size[1]))
+    if box_masks.shape[0] == 0:
+        return torch.zeros((0, *size), dtype=torch.bool, device=box_masks.device)
+    pasted = paste_masks_in_image(box_masks[:, None].float(), boxes.float(), size)
+    return pasted[:, 0] > threshold
+
+
+def detection_masks(detections: Detections) -> torch.Tensor:
+    """Reference full-size bool masks [N, H, W] of :class:`Detections` of either form."""
+    if detections.box_masks is not None:
+        return full_box_masks(
+            detections.box_masks, detections.boxes, detections.image_size, detections.mask_threshold
+        )
+    return full_masks(detections.lowres_masks, detections.image_size, detections.mask_threshold)

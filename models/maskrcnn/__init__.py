@@ -1,0 +1,1 @@
+"""torchvision Mask R-CNN family: published configs, a slim config of our own, a backend."""
