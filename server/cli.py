@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import evaluate, predict, serve
+from . import evaluate, export, predict, serve
 from .errors import MaskserveError
 
 
@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("evaluate", help="COCO AP on held-out synthetic images")
     )
     serve.add_arguments(commands.add_parser("serve", help="run the REST + gRPC server"))
+    export.add_arguments(
+        commands.add_parser("export", help="export a model to ONNX (checked against eager)")
+    )
     return parser
 
 
@@ -30,7 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    handlers = {"predict": predict.run, "evaluate": evaluate.run, "serve": serve.run}
+    handlers = {
+        "predict": predict.run,
+        "evaluate": evaluate.run,
+        "serve": serve.run,
+        "export": export.run,
+    }
     try:
         return handlers[args.command](args)
     except (MaskserveError, KeyError, FileNotFoundError, ValueError) as exc:

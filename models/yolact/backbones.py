@@ -71,7 +71,9 @@ class ResNetBackbone(nn.Module):
                     )
                 unit = block(channels, planes, stride if index == 0 else 1, downsample)
                 if _is_deformable(index, num_blocks, deform, config.deform_interval):
-                    unit.conv2 = ModulatedDeformConv(planes, planes, stride if index == 0 else 1)
+                    # conv2 is the 3×3: strided in a Bottleneck, always stride 1 in a BasicBlock.
+                    conv2_stride = stride if index == 0 and config.bottleneck else 1
+                    unit.conv2 = ModulatedDeformConv(planes, planes, conv2_stride)
                 blocks.append(unit)
                 channels = out_channels
             self.layers.append(nn.Sequential(*blocks))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ..base import ModelInfo
+from ..base import Backend, ModelInfo
 from ..registry import ModelSpec
 from ..types import Detections
 from .checkpoint import load_yolact
@@ -15,6 +16,8 @@ from .config import get_config
 from .config_io import config_from_dict
 from .network import Yolact
 from .predictor import YolactPredictor
+
+log = logging.getLogger(__name__)
 
 
 class YolactBackend:
@@ -46,15 +49,28 @@ class YolactBackend:
         return self.predictor.predict(images, max_detections=max_detections)
 
 
-def yolact_backend_factory(
-    spec: ModelSpec, device: torch.device, dtype: torch.dtype
-) -> YolactBackend:
-    """``[yolact]`` is either a full config table or ``config = "<registered name>"``."""
+def yolact_backend_factory(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> Backend:
+    """``[yolact]`` is either a full config table or ``config = "<registered name>"``.
+
+    With ``backend = "onnxruntime"`` the weights are an exported ``.onnx`` whose metadata
+    holds the config; ``[yolact]`` may be empty or set inference thresholds only. Such a
+    graph runs in its own dtype (float16 only if it was exported with ``--fp16``).
+    """
     table = dict(spec.table)
+    threshold = float(spec.settings.get("score_threshold", 0.0))
+    kind = spec.settings.get("backend", "torch")
+    if kind == "onnxruntime":
+        from .onnx_backend import YolactOnnxBackend
+
+        backend = YolactOnnxBackend(spec.weights, spec.name, device, threshold, table)
+        if backend.dtype != dtype:
+            log.info("%s: ONNX graph runs in %s (asked %s)", spec.name, backend.dtype, dtype)
+        return backend
+    if kind != "torch":
+        raise ValueError(f"model {spec.name!r}: unknown backend {kind!r}; use torch or onnxruntime")
     if set(table) <= {"config"}:
         config = get_config(table["config"]) if "config" in table else None
     else:
         config = config_from_dict(table)
     model = load_yolact(spec.weights, config)
-    threshold = float(spec.settings.get("score_threshold", 0.0))
     return YolactBackend(model, spec.name, device, dtype, threshold)

@@ -7,7 +7,7 @@ promoted to float32 before detection, so NMS and the assembly run in float32).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -18,33 +18,19 @@ from .detect import ImageDetections, detect_image
 from .network import RawOutputs, Yolact
 from .preprocess import ImageInput, preprocess_images
 
+MaskIoUScorer = Callable[[torch.Tensor], torch.Tensor]
 
-class YolactPredictor:
-    """Runs a :class:`Yolact` on batches of RGB uint8 images of any sizes."""
 
-    def __init__(
-        self, model: Yolact, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-    ) -> None:
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.model = model.eval().to(device=self.device, dtype=dtype)
-        self.config: YolactConfig = model.config
+class YolactPostprocess:
+    """Detect + assemble on :class:`RawOutputs`, whoever produced them (eager or ONNX).
 
-    @torch.inference_mode()
-    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """RGB uint8 [H, W, 3] images → normalised [B, 3, S, S] network input."""
-        return preprocess_images(images, self.config, self.device).to(self.dtype)
+    ``maskiou`` maps cropped soft masks [N, h, w] to per-class IoUs [N, C] (float32); it
+    is needed only for configs with ``use_maskiou`` (YOLACT++ mask re-scoring).
+    """
 
-    @torch.inference_mode()
-    def forward(self, batch: torch.Tensor) -> RawOutputs:
-        raw = self.model(batch)
-        return RawOutputs(
-            loc=raw.loc.float(),
-            conf=torch.softmax(raw.conf.float(), dim=-1),
-            coeffs=raw.coeffs.float(),
-            proto=raw.proto.float(),
-            priors=raw.priors,
-        )
+    def __init__(self, config: YolactConfig, maskiou: MaskIoUScorer | None = None) -> None:
+        self.config = config
+        self.maskiou = maskiou
 
     @torch.inference_mode()
     def detect(self, raw: RawOutputs, max_detections: int | None = None) -> list[ImageDetections]:
@@ -106,10 +92,43 @@ class YolactPredictor:
             return None
         if lowres.shape[0] == 0:
             return found.scores.new_zeros(0)
-        net = self.model.maskiou_net
-        per_class = net(lowres[:, None].to(self.dtype)).float()
+        if self.maskiou is None:
+            raise RuntimeError(f"config {self.config.name!r} uses maskiou but has no scorer")
+        per_class = self.maskiou(lowres).float()
         maskiou = per_class.gather(1, found.class_ids[:, None])[:, 0]
         return found.scores * maskiou
+
+
+class YolactPredictor(YolactPostprocess):
+    """Runs a :class:`Yolact` on batches of RGB uint8 images of any sizes."""
+
+    def __init__(
+        self, model: Yolact, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.model = model.eval().to(device=self.device, dtype=dtype)
+        config: YolactConfig = model.config
+        super().__init__(config, self._maskiou if config.use_maskiou else None)
+
+    def _maskiou(self, lowres: torch.Tensor) -> torch.Tensor:
+        return self.model.maskiou_net(lowres[:, None].to(self.dtype))
+
+    @torch.inference_mode()
+    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """RGB uint8 [H, W, 3] images → normalised [B, 3, S, S] network input."""
+        return preprocess_images(images, self.config, self.device).to(self.dtype)
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> RawOutputs:
+        raw = self.model(batch)
+        return RawOutputs(
+            loc=raw.loc.float(),
+            conf=torch.softmax(raw.conf.float(), dim=-1),
+            coeffs=raw.coeffs.float(),
+            proto=raw.proto.float(),
+            priors=raw.priors,
+        )
 
     @torch.inference_mode()
     def predict(

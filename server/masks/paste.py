@@ -96,8 +96,10 @@ def _taps(
     """Bilinear taps for ``count`` output positions from ``start`` of a mask resized from
     ``source`` to ``size`` pixels (per member): (i0, i1, w0, w1), each [G, count]."""
     dst = start[:, None] + torch.arange(count, device=start.device)[None, :]
-    scale = source / size.to(torch.float32)
-    src = ((dst.to(torch.float32) + 0.5) * scale[:, None] - 0.5).clamp(min=0.0)
+    scale = (source / size.to(torch.float32)).to(torch.float64)
+    # PyTorch evaluates fma(scale, dst + 0.5, -0.5) in float32: in float64 the product is
+    # exact, so one rounding to float32 reproduces it.
+    src = ((dst.to(torch.float64) + 0.5) * scale[:, None] - 0.5).to(torch.float32).clamp(min=0.0)
     i0 = src.floor().to(torch.int64).clamp(max=source - 1)
     lam = (src - i0.to(torch.float32)).clamp(0.0, 1.0)
     i1 = (i0 + 1).clamp(max=source - 1)
