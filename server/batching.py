@@ -8,6 +8,14 @@ compute, so every worker drains the same queue.
 
 Requests whose future is done before they are taken (cancelled by a disconnected client,
 or failed by an expired deadline) never reach the model.
+
+Waiting for company only pays when company is coming. With ``predict_arrivals`` (the
+default) a batch whose queue has run dry closes at once, before its delay, unless at
+least :data:`ARRIVAL_WAIT_FRACTION` of the recent inter-arrival gaps were shorter than
+``max_queue_delay_ms``. For Poisson traffic that fraction estimates the probability that
+another request arrives within the delay; a lone closed-loop client (every gap is a whole
+round trip) never waits, while bursts (several clients answered by one batch send again
+together) still batch. Until :data:`MIN_GAPS` gaps are known the batcher waits as usual.
 """
 
 from __future__ import annotations
@@ -24,6 +32,10 @@ from maskserve.models.types import Detections
 
 from .errors import DeadlineExceededError, MaskserveError, ModelNotReadyError, OverloadedError
 from .metrics import Metrics
+
+ARRIVAL_WAIT_FRACTION = 1 / 3
+MIN_GAPS = 4
+GAP_HISTORY = 32
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class DynamicBatcher:
         max_queue_size: int,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        predict_arrivals: bool = True,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
             raise ValueError("need max_batch_size >= 1, max_queue_size >= 1, delay >= 0")
@@ -81,6 +94,9 @@ class DynamicBatcher:
         self._arrived = asyncio.Event()
         self._forming = asyncio.Lock()
         self._closed: MaskserveError | None = None
+        self._predict_arrivals = predict_arrivals
+        self._gaps: collections.deque[float] = collections.deque(maxlen=GAP_HISTORY)
+        self._last_arrival: float | None = None
 
     @property
     def depth(self) -> int:
@@ -113,6 +129,7 @@ class DynamicBatcher:
             raise DeadlineExceededError(f"deadline passed before model {self.model!r} queued it")
         future: asyncio.Future[ItemOutcome] = asyncio.get_running_loop().create_future()
         item = BatchItem(image, deadline, future, enqueued_at=self._clock())
+        self._record_arrival(item.enqueued_at)
         future.add_done_callback(lambda _: self._forget(item))
         self._queue.append(item)
         self._arrived.set()
@@ -165,7 +182,7 @@ class DynamicBatcher:
                 batch.append(item)
                 continue
             remaining = close_at - self._clock()
-            if remaining <= 0 or self._closed is not None:
+            if remaining <= 0 or self._closed is not None or not self._company_expected():
                 break
             self._arrived.clear()
             try:
@@ -174,6 +191,18 @@ class DynamicBatcher:
             except TimeoutError:
                 break
         return batch
+
+    def _record_arrival(self, now: float) -> None:
+        if self._last_arrival is not None:
+            self._gaps.append(now - self._last_arrival)
+        self._last_arrival = now
+
+    def _company_expected(self) -> bool:
+        """Whether another request is likely within the delay (see the module docstring)."""
+        if not self._predict_arrivals or len(self._gaps) < MIN_GAPS:
+            return True
+        short = sum(gap < self.max_queue_delay_s for gap in self._gaps)
+        return short >= ARRIVAL_WAIT_FRACTION * len(self._gaps)
 
     def _pop_live(self) -> BatchItem | None:
         now = self._clock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import numpy as np
@@ -143,5 +144,80 @@ def test_close_fails_queued_requests_and_ends_consumers() -> None:
             queued.result()
         with pytest.raises(ModelNotReadyError):
             batcher.enqueue(image(2), time.monotonic() + FAR)
+
+    asyncio.run(body())
+
+
+async def serve_lone_client(batcher: DynamicBatcher, clock: FakeClock, gap_s: float) -> list:
+    """A closed-loop client: one request, its batch, then the next after ``gap_s``."""
+    batches = []
+    for v in range(8):
+        batcher.enqueue(image(v), clock.now + FAR)
+        batches.append(await asyncio.wait_for(batcher.next_batch(), SAFETY_S))
+        clock.now += gap_s
+    return batches
+
+
+def test_a_lone_client_does_not_wait_for_company_that_never_comes() -> None:
+    """Gaps far longer than the delay: after MIN_GAPS arrivals batches close at once.
+
+    The delay (one hour, on a clock that only the test moves) would make a waiting batcher
+    hit SAFETY_S.
+    """
+
+    async def body() -> None:
+        clock = FakeClock()
+        batcher = DynamicBatcher("m", 8, 3_600_000.0, 64, clock=clock)
+        for v in range(5):  # a known past: every gap longer than the delay
+            batcher.enqueue(image(v), math.inf)
+            clock.now += 7200.0
+        assert values(await asyncio.wait_for(batcher.next_batch(), SAFETY_S) or []) == [
+            0,
+            1,
+            2,
+            3,
+            4,
+        ]
+        batches = await serve_lone_client(batcher, clock, gap_s=7200.0)
+        assert [values(b) for b in batches] == [[v] for v in range(8)]
+
+    asyncio.run(body())
+
+
+def test_bursty_arrivals_still_wait_for_the_batch() -> None:
+    async def body() -> None:
+        clock = FakeClock()
+        batcher = DynamicBatcher("m", 2, 3_600_000.0, 64, clock=clock)
+        for v in range(6):  # bursts: gaps of 1 ms against a one-hour delay
+            batcher.enqueue(image(v), clock.now + FAR)
+            clock.now += 0.001
+        for _ in range(3):
+            assert len(await asyncio.wait_for(batcher.next_batch(), SAFETY_S) or []) == 2
+        batcher.enqueue(image(9), clock.now + FAR)
+        forming = asyncio.create_task(batcher.next_batch())
+        await yield_to_tasks()
+        assert not forming.done()  # company is expected: it waits
+        batcher.enqueue(image(10), clock.now + FAR)
+        batch = await asyncio.wait_for(forming, SAFETY_S)
+        assert batch is not None and values(batch) == [9, 10]
+
+    asyncio.run(body())
+
+
+def test_arrival_prediction_can_be_switched_off() -> None:
+    async def body() -> None:
+        clock = FakeClock()
+        batcher = DynamicBatcher("m", 8, 3_600_000.0, 64, clock=clock, predict_arrivals=False)
+        for v in range(5):
+            batcher.enqueue(image(v), math.inf)
+            clock.now += 7200.0
+        first = await asyncio.wait_for(batcher.next_batch(), SAFETY_S)
+        assert first is not None and values(first) == [0, 1, 2, 3, 4]
+        batcher.enqueue(image(5), clock.now + FAR)
+        forming = asyncio.create_task(batcher.next_batch())
+        await yield_to_tasks()
+        assert not forming.done()  # waits for its delay, as without prediction
+        batcher.close()
+        await asyncio.wait_for(forming, SAFETY_S)
 
     asyncio.run(body())
