@@ -66,7 +66,34 @@ def export_yolact_backend(backend: Backend, options: ExportOptions) -> ExportRep
     )
 
 
-EXPORTERS: dict[str, Exporter] = {"yolact": export_yolact_backend}
+def export_maskrcnn_backend(backend: Backend, options: ExportOptions) -> ExportReport:
+    from maskserve.models.maskrcnn.export import export_maskrcnn
+
+    predictor = getattr(backend, "predictor", None)
+    if predictor is None:
+        raise ValueError(f"model {backend.info.name!r} is not an eager Mask R-CNN (already ONNX?)")
+    if options.fp16:
+        raise ValueError("Mask R-CNN exports as float32 only (--fp16 is for YOLACT)")
+    result = export_maskrcnn(
+        predictor.model, predictor.config, options.out, options.opset, options.verify
+    )
+    if result.unmatched:
+        sys.stdout.write(
+            f"{result.unmatched} detections without an IoU match (of {result.detections})\n"
+        )
+    return ExportReport(
+        files=[result.path],
+        exporter=result.exporter,
+        opset=result.opset,
+        dtype=result.dtype,
+        max_abs_diff=result.max_abs_diff,
+    )
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "yolact": export_yolact_backend,
+    "maskrcnn": export_maskrcnn_backend,
+}
 
 
 def register_exporter(family: str, exporter: Exporter) -> None:
@@ -76,8 +103,10 @@ def register_exporter(family: str, exporter: Exporter) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL})")
-    source.add_argument("--weights", type=Path, help="a YOLACT checkpoint (.pth or .safetensors)")
-    parser.add_argument("--config", help="YOLACT config name for --weights (default: inferred)")
+    source.add_argument(
+        "--weights", type=Path, help="a YOLACT or torchvision Mask R-CNN checkpoint"
+    )
+    parser.add_argument("--config", help="config name for --weights (default: inferred)")
     parser.add_argument("--model-repository", type=Path, help="folder of model folders")
     parser.add_argument("--out", type=Path, help="the .onnx file to write")
     parser.add_argument(

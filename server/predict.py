@@ -13,7 +13,7 @@ import torch
 from maskserve.models.base import Backend
 from maskserve.models.registry import DEFAULT_MODEL, build_backend, find_model
 from maskserve.models.yolact.backend import YolactBackend
-from maskserve.models.yolact.checkpoint import load_yolact
+from maskserve.models.yolact.checkpoint import load_yolact, read_state_dict
 
 from .imageio import decode_image
 from .options import SegmentOptions
@@ -27,8 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL})")
-    source.add_argument("--weights", type=Path, help="a YOLACT checkpoint (.pth or .safetensors)")
-    parser.add_argument("--config", help="YOLACT config name for --weights (default: inferred)")
+    source.add_argument(
+        "--weights", type=Path, help="a YOLACT or torchvision Mask R-CNN checkpoint"
+    )
+    parser.add_argument("--config", help="config name for --weights (default: inferred)")
     parser.add_argument("--model-repository", type=Path, help="folder of model folders")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--fp16", action="store_true", help="run the network in float16")
@@ -49,10 +51,29 @@ def load_backend(args: argparse.Namespace) -> Backend:
     dtype = torch.float16 if args.fp16 else torch.float32
     device = torch.device(args.device)
     if args.weights is not None:
-        model = load_yolact(args.weights, args.config)
-        return YolactBackend(model, args.weights.stem, device, dtype)
+        return backend_for_weights(args.weights, args.config, device, dtype)
     spec = find_model(args.model or DEFAULT_MODEL, args.model_repository)
     return build_backend(spec, device, dtype)
+
+
+def is_maskrcnn_checkpoint(path: Path, config: str | None) -> bool:
+    """A ``maskrcnn_*`` config name, or (none named) torchvision's ``roi_heads`` keys."""
+    if config is not None:
+        return config.startswith("maskrcnn")
+    return any(key.startswith("roi_heads.") for key in read_state_dict(path))
+
+
+def backend_for_weights(
+    path: Path, config: str | None, device: torch.device, dtype: torch.dtype
+) -> Backend:
+    """A backend for a bare checkpoint file: YOLACT (dbolya/yolact) or torchvision Mask R-CNN."""
+    if is_maskrcnn_checkpoint(path, config):
+        from maskserve.models.maskrcnn.backend import MaskRcnnBackend
+        from maskserve.models.maskrcnn.checkpoint import load_maskrcnn
+
+        model, chosen = load_maskrcnn(path, config)
+        return MaskRcnnBackend(model, chosen, path.stem, device, dtype)
+    return YolactBackend(load_yolact(path, config), path.stem, device, dtype)
 
 
 def run(args: argparse.Namespace) -> int:

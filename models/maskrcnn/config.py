@@ -15,6 +15,7 @@ from torchvision.models._meta import _COCO_CATEGORIES
 from ..yolact.config import BackboneConfig
 
 ARCHS = ("resnet50_fpn", "resnet50_fpn_v2", "slim_resnet_fpn")
+BATCH_PADDINGS = ("shared", "per_image")
 UNUSED_LABEL = "N/A"
 
 
@@ -26,6 +27,13 @@ class MaskRcnnConfig:
     ``l - 1``. Names equal to ``"N/A"`` (COCO's ten unused ids) are never reported.
     ``batchnorm_eps`` is the eps torchvision uses for the published weights (v1's
     COCO weights run with eps 0, see ``overwrite_eps``).
+
+    ``batch_padding``: ``"shared"`` batches images of different sizes as torchvision does
+    (one tensor padded to the largest, rounded up to 32), so a batch's answers equal
+    torchvision's for the same list; the padding moves scores by ~1e-4 and can re-rank
+    near ties, so an image's answer depends slightly on its batch-mates. ``"per_image"``
+    pads each image as if alone and runs only equal padded shapes together: answers never
+    depend on the batch, at the cost of one forward pass per distinct padded shape.
     """
 
     name: str
@@ -40,6 +48,7 @@ class MaskRcnnConfig:
     box_nms_thresh: float = 0.5
     detections_per_img: int = 100
     mask_threshold: float = 0.5
+    batch_padding: str = "shared"
     batchnorm_eps: float | None = None
     backbone: BackboneConfig | None = None
     fpn_channels: int = 256
@@ -51,6 +60,10 @@ class MaskRcnnConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"unknown Mask R-CNN arch {self.arch!r}; known: {ARCHS}")
+        if self.batch_padding not in BATCH_PADDINGS:
+            raise ValueError(
+                f"batch_padding must be one of {BATCH_PADDINGS}, not {self.batch_padding!r}"
+            )
         if self.arch == "slim_resnet_fpn" and self.backbone is None:
             raise ValueError("arch 'slim_resnet_fpn' needs a [maskrcnn.backbone] table")
 

@@ -1,0 +1,113 @@
+"""Eager PyTorch vs ONNX Runtime for the shipped models, in one process.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_backends.py [--models yolact_shapes,maskrcnn_shapes]
+        [--batches 1,8] [--reps 10] [--image-size 480x640] [--device cpu]
+
+For each model the shipped eager backend is exported with ``maskserve export
+--model-folder`` into a temporary folder and loaded back through the model registry
+exactly as the server loads it (``backend = "onnxruntime"``).  Both backends then run
+``infer`` (preprocess → network → detection → low-resolution masks; what a worker does per
+batch) on the same synthetic images, alternating eager and ONNX repetitions so that a
+noisy machine slows both alike.  Printed: the median seconds per batch, images/s, and the
+ONNX/eager ratio.  Serving figures come from ``bench_serving.py`` pointed at the same
+folders (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maskserve.cli import main as maskserve_main
+from maskserve.models.base import Backend
+from maskserve.models.registry import ModelSpec, build_backend, find_model
+from maskserve.models.synthetic.generator import generate_sample
+from maskserve.workers import configure_cpu_threads
+
+
+def make_images(count: int, height: int, width: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [generate_sample(rng, height, width).image for _ in range(count)]
+
+
+def export_folder(model: str, root: Path) -> Path:
+    folder = root / f"{model}_onnx"
+    began = time.perf_counter()
+    maskserve_main(["export", "--model", model, "--model-folder", str(folder), "--no-verify"])
+    print(f"  exported {model} in {time.perf_counter() - began:.1f} s", flush=True)
+    return folder
+
+
+def timer(backend: Backend, images: list[np.ndarray]) -> Callable[[], float]:
+    def run() -> float:
+        began = time.perf_counter()
+        backend.infer(images, backend.info.max_detections)
+        return time.perf_counter() - began
+
+    return run
+
+
+def compare(
+    eager: Backend, onnx: Backend, images: list[np.ndarray], batch: int, reps: int
+) -> tuple[float, float]:
+    """Median seconds per batch of ``batch`` images: (eager, onnx), interleaved reps."""
+    chunk = [images[i % len(images)] for i in range(batch)]
+    runs = {"eager": timer(eager, chunk), "onnx": timer(onnx, chunk)}
+    for run in runs.values():
+        run()  # warm-up: first-call allocations, ORT's memory pattern for this shape
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(reps):
+        for name, run in runs.items():
+            times[name].append(run())
+    return statistics.median(times["eager"]), statistics.median(times["onnx"])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="yolact_shapes,maskrcnn_shapes")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--image-size", default="480x640", help="HxW")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        configure_cpu_threads(1)  # one CPU worker gets every core, as in the server
+    height, width = (int(v) for v in args.image_size.lower().split("x"))
+    images = make_images(8, height, width, args.seed)
+    batches = [int(b) for b in args.batches.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_backends_") as temp:
+        for model in args.models.split(","):
+            eager = build_backend(find_model(model), device)
+            onnx = build_backend(ModelSpec.from_folder(export_folder(model, Path(temp))), device)
+            for batch in batches:
+                eager_s, onnx_s = compare(eager, onnx, images, batch, args.reps)
+                rows.append((model, batch, eager_s, onnx_s))
+                print(f"  {model} batch {batch}: eager {eager_s:.3f} s, onnx {onnx_s:.3f} s")
+    print(f"\n## eager vs onnxruntime on {args.device}, {height}x{width} images\n")
+    print("| model | batch | eager ms/batch | eager img/s | ORT ms/batch | ORT img/s | ORT/eager |")
+    print("|---|---|---|---|---|---|---|")
+    for model, batch, eager_s, onnx_s in rows:
+        print(
+            f"| {model} | {batch} | {1e3 * eager_s:.0f} | {batch / eager_s:.1f} "
+            f"| {1e3 * onnx_s:.0f} | {batch / onnx_s:.1f} | {eager_s / onnx_s:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
