@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from maskserve.models.base import Backend
-from maskserve.models.registry import DEFAULT_MODEL
 from maskserve.models.tomlwrite import dumps
 
-from .predict import load_backend
+from .predict import add_model_source_arguments, load_backend
 
 FOLDER_WEIGHTS = "model.onnx"
 
@@ -101,13 +100,7 @@ def register_exporter(family: str, exporter: Exporter) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL})")
-    source.add_argument(
-        "--weights", type=Path, help="a YOLACT or torchvision Mask R-CNN checkpoint"
-    )
-    parser.add_argument("--config", help="config name for --weights (default: inferred)")
-    parser.add_argument("--model-repository", type=Path, help="folder of model folders")
+    add_model_source_arguments(parser)
     parser.add_argument("--out", type=Path, help="the .onnx file to write")
     parser.add_argument(
         "--opset", type=int, default=None, help="ONNX opset (default 17; 19 for deformable convs)"

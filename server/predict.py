@@ -23,8 +23,8 @@ from .results import ImageResult, build_result, select
 DEFAULT_SCORE_THRESHOLD = 0.3
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP)")
+def add_model_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model NAME [--model-repository DIR]`` or ``--weights FILE [--config NAME]``."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL})")
     source.add_argument(
@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", help="config name for --weights (default: inferred)")
     parser.add_argument("--model-repository", type=Path, help="folder of model folders")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP)")
+    add_model_source_arguments(parser)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--fp16", action="store_true", help="run the network in float16")
     parser.add_argument(

@@ -8,6 +8,7 @@ from .coco_eval import (
     read_rgb,
     to_coco_results,
 )
+from .recall import shapes_found
 
 __all__ = [
     "METRIC_KEYS",
@@ -15,5 +16,6 @@ __all__ = [
     "evaluate_model",
     "evaluate_predictions",
     "read_rgb",
+    "shapes_found",
     "to_coco_results",
 ]

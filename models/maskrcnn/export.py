@@ -25,12 +25,10 @@ and 16; the default here is 17.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 import warnings
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +38,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import box_iou
 
-from ..yolact.export import write_metadata
+from ..onnxrt.metadata import base_metadata, write_metadata
 from .config import MaskRcnnConfig, config_to_dict
 
 log = logging.getLogger(__name__)
@@ -136,16 +134,10 @@ def structured_image(size: tuple[int, int], seed: int) -> torch.Tensor:
 
 def build_metadata(config: MaskRcnnConfig, opset: int) -> dict[str, str]:
     """``metadata_props`` of an exported Mask R-CNN graph."""
-    try:
-        producer = f"maskserve {version('maskserve')}"
-    except PackageNotFoundError:
-        producer = "maskserve"
     return {
-        "maskserve_family": FAMILY,
-        "class_names": json.dumps(list(config.class_names)),
-        "config": json.dumps(config_to_dict(config)),
-        "config_name": config.name,
-        "producer": f"{producer} (torch {torch.__version__}, torchscript exporter)",
+        **base_metadata(
+            FAMILY, config.class_names, config_to_dict(config), config.name, "torchscript"
+        ),
         "opset": str(opset),
         "input": f"{INPUT_NAME}: [3, H, W] float32 RGB in [0, 1]; batch 1",
         "outputs": ",".join(OUTPUT_NAMES),

@@ -23,16 +23,15 @@ graph beside the first (:func:`maskiou_path`), with a dynamic detection axis.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnx
 import torch
 from torch import nn
 
+from ..onnxrt.metadata import base_metadata, write_metadata
 from .config import YolactConfig
 from .config_io import config_to_dict
 from .network import Yolact
@@ -127,19 +126,9 @@ def build_metadata(
     config: YolactConfig, dtype: torch.dtype, exporter: str, opset: int
 ) -> dict[str, str]:
     """``metadata_props`` of an exported YOLACT graph."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        producer = f"maskserve {version('maskserve')}"
-    except PackageNotFoundError:
-        producer = "maskserve"
     return {
-        "maskserve_family": FAMILY,
-        "class_names": json.dumps(list(config.class_names)),
+        **base_metadata(FAMILY, config.class_names, config_to_dict(config), config.name, exporter),
         "input_size": str(config.max_size),
-        "config": json.dumps(config_to_dict(config)),
-        "config_name": config.name,
-        "producer": f"{producer} (torch {torch.__version__}, {exporter} exporter)",
         "dtype": str(dtype).removeprefix("torch."),
         "outputs": ",".join(OUTPUT_NAMES),
         # YOLACT++ re-scoring lives in a second graph, named by maskiou_path(this file).
@@ -185,20 +174,6 @@ def _export_graph(
             output_names=outputs,
             dynamic_axes=axes,
         )
-
-
-def write_metadata(path: Path, metadata: dict[str, str]) -> onnx.ModelProto:
-    """Set ``metadata_props`` (replacing same-named entries), save, and run the checker."""
-    proto = onnx.load(str(path))
-    kept = [p for p in proto.metadata_props if p.key not in metadata]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in metadata.items():
-        proto.metadata_props.add(key=key, value=value)
-    proto.producer_name = "maskserve"
-    onnx.save(proto, str(path))
-    onnx.checker.check_model(str(path))
-    return proto
 
 
 def export_yolact(
