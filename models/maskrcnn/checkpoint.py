@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torchvision.models.detection import MaskRCNN
 
-from ..yolact.checkpoint import CheckpointError, read_state_dict
+from ..yolact.checkpoint import CheckpointError, compare_shapes, read_state_dict
 from .config import MaskRcnnConfig, get_config
 from .network import build_maskrcnn
 
@@ -53,15 +53,7 @@ def with_class_count(config: MaskRcnnConfig, state: dict[str, torch.Tensor]) -> 
 
 def compare_keys(model: MaskRCNN, state: dict[str, torch.Tensor]) -> dict[str, list[str]]:
     """Missing, unexpected and mis-shaped keys of ``state`` against ``model``."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = [k for k in expected if k not in state and not _OPTIONAL.search(k)]
-    unexpected = [k for k in state if k not in expected and not _OPTIONAL.search(k)]
-    misshaped = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs config {expected[k]}"
-        for k in expected
-        if k in state and tuple(state[k].shape) != expected[k]
-    ]
-    return {"missing": missing, "unexpected": unexpected, "mis-shaped": misshaped}
+    return compare_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
 
 
 def build_loaded(config: MaskRcnnConfig, state: dict[str, torch.Tensor]) -> MaskRCNN:

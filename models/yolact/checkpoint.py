@@ -66,7 +66,14 @@ def expected_shapes(config: YolactConfig) -> dict[str, tuple[int, ...]]:
 
 def compare_keys(config: YolactConfig, state: dict[str, torch.Tensor]) -> dict[str, list[str]]:
     """Missing, unexpected and mis-shaped keys of ``state`` against ``config``."""
-    expected = expected_shapes(config)
+    return compare_shapes(expected_shapes(config), state)
+
+
+def compare_shapes(
+    expected: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor]
+) -> dict[str, list[str]]:
+    """Missing, unexpected and mis-shaped keys of ``state`` against ``expected`` shapes
+    (``num_batches_tracked`` buffers may be absent or extra)."""
     missing = [k for k in expected if k not in state and not _OPTIONAL.search(k)]
     unexpected = [k for k in state if k not in expected and not _OPTIONAL.search(k)]
     misshaped = [
