@@ -38,13 +38,18 @@ RUN pip install --index-url "$TORCH_INDEX_URL" \
         "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 
 # the remaining runtime dependencies, read from pyproject.toml so this layer is rebuilt only
-# when they change; the torch index stays in reach so a changed torch pin keeps its flavour
+# when they change; the torch index stays in reach so a changed torch pin keeps its flavour.
+# onnxruntime and onnxruntime-gpu install the same `onnxruntime` module: with the gpu extra
+# the GPU build is reinstalled last, so its files are the ones left
 COPY pyproject.toml /tmp/build/
 RUN python3 -c "import sys, tomllib; p = tomllib.load(open(sys.argv[1], 'rb'))['project']; \
 extras = [e for e in sys.argv[2].split(',') if e]; \
 print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]))" \
         /tmp/build/pyproject.toml "$EXTRAS" > /tmp/build/requirements.txt \
-    && pip install --extra-index-url "$TORCH_INDEX_URL" -r /tmp/build/requirements.txt
+    && pip install --extra-index-url "$TORCH_INDEX_URL" -r /tmp/build/requirements.txt \
+    && if pip show --quiet onnxruntime-gpu 2>/dev/null; then \
+         pip install --force-reinstall --no-deps "$(pip freeze | grep '^onnxruntime-gpu==')"; \
+       fi
 
 # the project itself (runtime + networks + shipped model as package data); pip check fails
 # the build if the layers above drifted from pyproject.toml
