@@ -140,6 +140,11 @@ class YolactConfig:
     aspect_ratios: tuple[float, ...] = (1.0, 0.5, 2.0)
     square_anchors: bool = True
     use_maskiou: bool = False
+    # With use_maskiou, False (the reference's default, and what its evaluation uses:
+    # eval.py's prep_metrics / COCO json) keeps Detect's box scores and order, with
+    # score × maskiou in mask_scores. True: score := score × maskiou and detections
+    # re-sorted by it, as eval.py's image and video display paths force it.
+    rescore_bbox: bool = False
     has_semantic_seg: bool = True
     # RGB mean and std; DarkNet uses x/255 instead (``normalize=False``).
     pixel_mean: tuple[float, float, float] = (123.68, 116.78, 103.94)

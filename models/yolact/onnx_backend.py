@@ -33,7 +33,14 @@ log = logging.getLogger(__name__)
 # [yolact] keys a model.toml may override for an ONNX model: inference settings only,
 # since the architecture is baked into the graph.
 INFERENCE_KEYS = frozenset(
-    {"conf_thresh", "nms_thresh", "nms_top_k", "max_num_detections", "mask_threshold"}
+    {
+        "conf_thresh",
+        "nms_thresh",
+        "nms_top_k",
+        "max_num_detections",
+        "mask_threshold",
+        "rescore_bbox",
+    }
 )
 _ORT_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
 
@@ -144,4 +151,4 @@ class YolactOnnxBackend:
         sizes = [(int(img.shape[0]), int(img.shape[1])) for img in images]
         raw = self.forward(preprocess_images(images, self.config, self.device))
         found = self.post.detect(raw, max_detections)
-        return self.post.assemble(raw, found, sizes)
+        return self.post.assemble(raw, found, sizes, max_detections=max_detections)

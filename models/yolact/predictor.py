@@ -8,6 +8,7 @@ promoted to float32 before detection, so NMS and the assembly run in float32).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -32,10 +33,23 @@ class YolactPostprocess:
         self.config = config
         self.maskiou = maskiou
 
+    @property
+    def reorders(self) -> bool:
+        """Whether mask re-scoring replaces Detect's scores and order (:func:`rescore`)."""
+        return self.config.use_maskiou and self.config.rescore_bbox
+
+    def detect_limit(self, max_detections: int | None) -> int:
+        """Detect's cap. When re-scoring re-orders, the reference cuts after it, so Detect
+        keeps at least its ``max_num_detections`` and :meth:`assemble` cuts."""
+        default = self.config.max_num_detections
+        if max_detections is None:
+            return default
+        return max(max_detections, default) if self.reorders else max_detections
+
     @torch.inference_mode()
     def detect(self, raw: RawOutputs, max_detections: int | None = None) -> list[ImageDetections]:
         cfg = self.config
-        limit = cfg.max_num_detections if max_detections is None else max_detections
+        limit = self.detect_limit(max_detections)
         return [
             detect_image(
                 raw.loc[i],
@@ -57,8 +71,13 @@ class YolactPostprocess:
         found: list[ImageDetections],
         image_sizes: Sequence[tuple[int, int]],
         score_threshold: float = 0.0,
+        max_detections: int | None = None,
     ) -> list[Detections]:
-        """Apply the score threshold, assemble cropped masks, map boxes to pixels."""
+        """Apply the score threshold, assemble cropped masks, map boxes to pixels.
+
+        The threshold applies to Detect's scores, before any re-scoring (as the
+        reference's ``postprocess``); ``max_detections`` cuts after re-scoring.
+        """
         kept = [d if score_threshold <= 0 else _above(d, score_threshold) for d in found]
         most = max((len(d.scores) for d in kept), default=0)
         batch, k = len(kept), raw.proto.shape[-1]
@@ -72,20 +91,27 @@ class YolactPostprocess:
         for i, d in enumerate(kept):
             n = len(d.scores)
             lowres = masks[i, :n]
-            results.append(
-                Detections(
-                    class_ids=d.class_ids,
-                    scores=d.scores,
-                    boxes=boxes_to_pixels(d.boxes, image_sizes[i]).float(),
-                    lowres_masks=lowres,
-                    proto_windows=windows[i, :n],
-                    image_size=tuple(image_sizes[i]),
-                    class_names=self.config.class_names,
-                    mask_threshold=self.config.mask_threshold,
-                    mask_scores=self._mask_scores(lowres, d),
-                )
+            detections = Detections(
+                class_ids=d.class_ids,
+                scores=d.scores,
+                boxes=boxes_to_pixels(d.boxes, image_sizes[i]).float(),
+                lowres_masks=lowres,
+                proto_windows=windows[i, :n],
+                image_size=tuple(image_sizes[i]),
+                class_names=self.config.class_names,
+                mask_threshold=self.config.mask_threshold,
+                mask_scores=self._mask_scores(lowres, d),
             )
+            results.append(self._finish(detections, max_detections))
         return results
+
+    def _finish(self, detections: Detections, max_detections: int | None) -> Detections:
+        if self.reorders:
+            detections = rescore(detections)
+        if max_detections is not None and len(detections) > max_detections:
+            first = torch.arange(max_detections, device=detections.scores.device)
+            detections = detections.select(first)
+        return detections
 
     def _mask_scores(self, lowres: torch.Tensor, found: ImageDetections) -> torch.Tensor | None:
         if not self.config.use_maskiou:
@@ -143,7 +169,7 @@ class YolactPredictor(YolactPostprocess):
         sizes = [(int(img.shape[0]), int(img.shape[1])) for img in images]
         raw = self.forward(self.preprocess(images))
         found = self.detect(raw, max_detections)
-        return self.assemble(raw, found, sizes, score_threshold)
+        return self.assemble(raw, found, sizes, score_threshold, max_detections)
 
 
 def _above(found: ImageDetections, threshold: float) -> ImageDetections:
@@ -154,3 +180,17 @@ def _above(found: ImageDetections, threshold: float) -> ImageDetections:
         class_ids=found.class_ids[keep],
         scores=found.scores[keep],
     )
+
+
+def rescore(detections: Detections) -> Detections:
+    """YOLACT++ as eval.py returns it for an image: score × maskiou, sorted by it.
+
+    Its image/video path sets ``cfg.rescore_bbox`` before ``postprocess`` (so the score
+    becomes score × maskiou) and then takes ``argsort(descending)`` of those scores. Ties
+    (maskiou is a ReLU output, often exactly 0) keep Detect's order.
+    """
+    if detections.mask_scores is None:
+        raise ValueError("rescore needs mask_scores (a config with use_maskiou)")
+    order = torch.argsort(detections.mask_scores, descending=True, stable=True)
+    ranked = detections.select(order)
+    return replace(ranked, scores=ranked.mask_scores)

@@ -24,9 +24,7 @@ def preprocess_images(
     size = config.max_size
     batch = []
     for image in images:
-        if isinstance(image, np.ndarray) and not image.flags.writeable:
-            image = image.copy()  # torch refuses to wrap read-only buffers safely
-        pixels = torch.as_tensor(image).to(device, non_blocking=True)
+        pixels = torch.as_tensor(_wrappable(image)).to(device, non_blocking=True)
         if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ValueError(f"expected an RGB image [H, W, 3], got {tuple(pixels.shape)}")
         chw = pixels.permute(2, 0, 1)[None].float().contiguous()
@@ -37,3 +35,16 @@ def preprocess_images(
     mean = torch.tensor(config.pixel_mean, device=device)[None, :, None, None]
     std = torch.tensor(config.pixel_std, device=device)[None, :, None, None]
     return (stacked - mean) / std
+
+
+def _wrappable(image: ImageInput) -> ImageInput:
+    """An array torch can wrap: a copy if read-only or with negative strides.
+
+    A BGR image flipped to RGB with ``bgr[..., ::-1]`` has a negative channel stride,
+    which ``torch.as_tensor`` refuses; torch also refuses to wrap read-only buffers safely.
+    """
+    if not isinstance(image, np.ndarray):
+        return image
+    if image.flags.writeable and all(stride >= 0 for stride in image.strides):
+        return image
+    return image.copy()

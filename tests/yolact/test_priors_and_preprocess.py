@@ -54,16 +54,34 @@ def test_raw_output_shapes_at_550() -> None:
     assert proto.shape == (2, 138, 138, 32)
 
 
-def test_preprocessing_equals_the_reference_bgr_path() -> None:
+def reference_transform(bgr: np.ndarray, size: int, normalize: bool) -> torch.Tensor:
+    """FastBaseTransform as written in the reference: BGR in, resize, normalise, → RGB."""
+    pixels = torch.from_numpy(bgr).float()[None].permute(0, 3, 1, 2).contiguous()
+    resized = F.interpolate(pixels, (size, size), mode="bilinear", align_corners=False)
+    if normalize:
+        mean = torch.tensor([103.94, 116.78, 123.68])[None, :, None, None]
+        std = torch.tensor([57.38, 57.12, 58.40])[None, :, None, None]
+        resized = (resized - mean) / std
+    else:
+        resized = resized / 255
+    return resized[:, (2, 1, 0)].contiguous()
+
+
+@pytest.mark.parametrize("name", ["yolact_base", "yolact_im400", "yolact_darknet53"])
+def test_preprocessing_equals_the_reference_bgr_path(name: str) -> None:
+    config = CONFIGS[name]
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
-    bgr = torch.from_numpy(rgb[:, :, ::-1].copy()).float()[None].permute(0, 3, 1, 2).contiguous()
-    resized = F.interpolate(bgr, (550, 550), mode="bilinear", align_corners=False)
-    mean = torch.tensor([103.94, 116.78, 123.68])[None, :, None, None]
-    std = torch.tensor([57.38, 57.12, 58.40])[None, :, None, None]
-    reference = ((resized - mean) / std)[:, (2, 1, 0)]
-    ours = preprocess_images([rgb], CONFIGS["yolact_base"], torch.device("cpu"))
+    reference = reference_transform(rgb[:, :, ::-1].copy(), config.max_size, config.normalize)
+    ours = preprocess_images([rgb], config, torch.device("cpu"))
     assert torch.equal(ours, reference)
+
+
+def test_an_rgb_view_of_a_bgr_array_is_accepted() -> None:
+    bgr = np.random.default_rng(1).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    config, cpu = CONFIGS["yolact_base"], torch.device("cpu")
+    flipped = preprocess_images([bgr[:, :, ::-1]], config, cpu)
+    assert torch.equal(flipped, preprocess_images([bgr[:, :, ::-1].copy()], config, cpu))
 
 
 def test_darknet_preprocessing_scales_to_unit_range() -> None:
