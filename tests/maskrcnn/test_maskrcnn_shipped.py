@@ -9,10 +9,10 @@ import pytest
 from maskserve.models.base import Backend
 from maskserve.models.registry import build_backend, find_model
 
-# The issue's bar for the shipped Mask R-CNN is mask AP50 >= 0.85 on the 500-image held-out
-# set (docs/benchmarks.md has what it reaches); on this test's 50 images it must keep 0.80.
-MASK_AP50_FLOOR = 0.80
-FOUND_FRACTION_FLOOR = 0.8
+# Issue 5's bar for the shipped Mask R-CNN is mask AP50 >= 0.85; it measures 0.943 on these
+# 50 held-out images (0.933 on the 500-image set, docs/eval_maskrcnn_shapes.json).
+MASK_AP50_FLOOR = 0.85
+FOUND_FRACTION_FLOOR = 0.85  # measured 36 of 37
 
 
 @pytest.fixture(scope="module")

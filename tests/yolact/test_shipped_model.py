@@ -16,11 +16,10 @@ from maskserve.models.synthetic import SHAPE_CLASSES
 from maskserve.models.yolact.assemble import upsample_masks
 
 EXAMPLE = ZOO_DIR / "yolact_shapes" / "example.png"
-# Regression floors for the shipped model as trained (see docs/benchmarks.md: on 500
-# held-out images it reaches mask AP 0.53 / AP50 0.76). Issue 3 targets AP50 ≥ 0.80 on this
-# test's 50 images; the model does not reach that yet, so these guard what it does reach.
-MASK_AP50_FLOOR = 0.65
-FOUND_FRACTION_FLOOR = 0.6
+# Issue 3's bar for this test: mask AP50 >= 0.80 on these 50 held-out images (the shipped
+# model measures 0.804 here; 0.819 on the 500-image set, docs/eval_yolact_shapes.json).
+MASK_AP50_FLOOR = 0.80
+FOUND_FRACTION_FLOOR = 0.75  # measured 35 of 42
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
