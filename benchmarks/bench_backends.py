@@ -9,8 +9,8 @@ For each model the shipped eager backend is exported with ``maskserve export
 --model-folder`` into a temporary folder and loaded back through the model registry
 exactly as the server loads it (``backend = "onnxruntime"``).  Both backends then run
 ``infer`` (preprocess → network → detection → low-resolution masks; what a worker does per
-batch) on the same synthetic images, alternating eager and ONNX repetitions so that a
-noisy machine slows both alike.  Printed: the median seconds per batch, images/s, and the
+batch) on the same synthetic images, in alternating blocks of eager and ONNX repetitions
+so that a noisy machine slows both alike.  Printed: the median seconds per batch, images/s, and the
 ONNX/eager ratio.  Serving figures come from ``bench_serving.py`` pointed at the same
 folders (see docs/benchmarks.md).
 """
@@ -59,15 +59,19 @@ def timer(backend: Backend, images: list[np.ndarray]) -> Callable[[], float]:
 def compare(
     eager: Backend, onnx: Backend, images: list[np.ndarray], batch: int, reps: int
 ) -> tuple[float, float]:
-    """Median seconds per batch of ``batch`` images: (eager, onnx), interleaved reps."""
+    """Median seconds per batch of ``batch`` images: (eager, onnx).
+
+    Blocks of repetitions alternate (eager block, ONNX block, twice): alternating single
+    calls would let each runtime's idle thread pool fall asleep between its calls, which
+    costs a batch-1 forward more than the noise it averages out.
+    """
     chunk = [images[i % len(images)] for i in range(batch)]
     runs = {"eager": timer(eager, chunk), "onnx": timer(onnx, chunk)}
-    for run in runs.values():
-        run()  # warm-up: first-call allocations, ORT's memory pattern for this shape
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(reps):
+    for _ in range(2):
         for name, run in runs.items():
-            times[name].append(run())
+            run()  # warm-up: first-call allocations, wake the thread pool
+            times[name].extend(run() for _ in range(max(1, reps // 2)))
     return statistics.median(times["eager"]), statistics.median(times["onnx"])
 
 

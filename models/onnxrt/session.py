@@ -17,7 +17,10 @@ torch live in one place:
   ``execution_mode = ORT_SEQUENTIAL`` (the graphs are chains; parallel branches buy
   nothing); ``intra_op_num_threads`` = torch's intra-op thread count unless given, so
   a worker running ONNX uses the same CPU share as one running eager PyTorch;
-  ``inter_op_num_threads = 1``; ``enable_mem_pattern`` on (fixed shapes per batch size).
+  ``inter_op_num_threads = 1``; ``enable_mem_pattern`` on (fixed shapes per batch size);
+  ``session.intra_op.allow_spinning = 0``: onnxruntime's pool otherwise busy-waits after
+  each run, which in a server steals the cores that decoding and RLE encoding need
+  between batches (measured in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def session_options(intra_op_threads: int | None = None) -> ort.SessionOptions:
     options.intra_op_num_threads = intra_op_threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.enable_mem_pattern = True
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 
