@@ -212,6 +212,7 @@ class SegmentationService:
                 "max_queue_delay_ms": cfg.max_queue_delay_ms,
                 "max_queue_size": cfg.max_queue_size,
             },
+            "extra": {str(k): str(v) for k, v in info.extra.items()},
         }
 
     def _lookup(self, name: str) -> ServedModel:

@@ -68,6 +68,9 @@ class ModelDetail(BaseModel):
     max_detections: int = Field(description="default when the request sets none")
     class_names: list[str] = Field(description="index = class_id")
     batching: Batching
+    extra: dict[str, str] = Field(
+        default_factory=dict, description="backend details: config, backend, provider, ..."
+    )
 
 
 class ModelList(BaseModel):

@@ -6,10 +6,8 @@ service with the shipped model, or random weights of the same layout when it is 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -24,24 +22,11 @@ from pycocotools import mask as coco_mask
 
 pytestmark = pytest.mark.slow
 
-HARNESS = Path(__file__).resolve().parents[1] / "api" / "api_harness.py"
 MODEL = "yolact_shapes"
 
 
-def harness() -> ModuleType:
-    """The protocol tests' server harness, loaded by path (it is not a package)."""
-    if "api_harness" in sys.modules:
-        return sys.modules["api_harness"]
-    spec = importlib.util.spec_from_file_location("api_harness", HARNESS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["api_harness"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def live(tmp_path_factory: pytest.TempPathFactory, api_harness: ModuleType) -> Iterator[Any]:
     from maskserve.models.registry import ZOO_DIR
 
     root = tmp_path_factory.mktemp("client_repo")
@@ -56,7 +41,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
         torch.manual_seed(0)
         write_model(Yolact(shapes_config()), root / MODEL)
-    api = harness()
+    api = api_harness
     with api.running_server(api.server_settings(root)) as running:
         yield running
 

@@ -7,18 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from maskrcnn_helpers import confident
 from torchvision.models.detection import MaskRCNN
 
 from maskserve.models.maskrcnn.config import MaskRcnnConfig
 from maskserve.models.maskrcnn.network import build_maskrcnn
 from maskserve.models.training.train_maskrcnn import shapes_maskrcnn_config
-
-
-def confident(model: MaskRCNN, label: int = 1, boost: float = 6.0) -> MaskRCNN:
-    """Raise one class's logit bias so a random network emits confident detections."""
-    with torch.no_grad():
-        model.roi_heads.box_predictor.cls_score.bias[label] += boost
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import confident
 from maskrcnn_helpers import (
     as_tensors,
     assert_same_found,
+    confident,
     served_found,
     torchvision_coco_v1,
     torchvision_found,

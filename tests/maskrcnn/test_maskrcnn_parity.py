@@ -16,12 +16,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import confident
 from maskrcnn_helpers import (
     Found,
     as_tensors,
     assert_same_found,
     calm_masks,
+    confident,
     randomize_norms,
     served_found,
     torchvision_found,

@@ -8,8 +8,6 @@ in-process backend's detections encoded by ``encode_box_masks_with_areas``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,8 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from conftest import confident
-from maskrcnn_helpers import decode
+from maskrcnn_helpers import confident, decode
 from pycocotools import mask as coco_mask
 
 from maskserve.api.gen import segment_pb2 as pb
@@ -40,19 +37,7 @@ from maskserve.workers import available_cores
 
 pytestmark = pytest.mark.slow
 
-HARNESS = Path(__file__).resolve().parents[1] / "api" / "api_harness.py"
 MODEL = "maskrcnn_toy"
-
-
-def api_harness() -> ModuleType:
-    """The protocol tests' server harness, loaded by path (it is not a package)."""
-    if "api_harness" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("api_harness", HARNESS)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["api_harness"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["api_harness"]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +54,8 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def png(images: list[np.ndarray]) -> bytes:
-    return api_harness().encode(images[0], "PNG")
+def png(images: list[np.ndarray], api_harness: ModuleType) -> bytes:
+    return api_harness.encode(images[0], "PNG")
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +86,8 @@ def expected(repository: Path, png: bytes) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(repository: Path) -> Iterator[Any]:
-    api = api_harness()
+def server(repository: Path, api_harness: ModuleType) -> Iterator[Any]:
+    api = api_harness
     with api.running_server(api.server_settings(repository, models=[MODEL])) as running:
         yield running
 
