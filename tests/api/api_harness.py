@@ -17,14 +17,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from maskserve.app import MaskserveServer
+from maskserve.models.registry import ZOO_DIR
 from maskserve.settings import Settings
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 MODEL = "yolact_shapes"
+
+# Limits the protocol tests' server runs with (small, so tests can exceed them cheaply).
+BODY_LIMIT = 256 * 1024
+PIXEL_LIMIT = 1_000_000
+GRPC_MESSAGE_LIMIT = 1024 * 1024
+SHIPPED = ZOO_DIR / MODEL
+HAS_SHIPPED = (SHIPPED / "model.toml").is_file()
+needs_shipped_model = pytest.mark.skipif(
+    not HAS_SHIPPED,
+    reason=f"needs the shipped model {SHIPPED}/model.toml (random weights detect nothing)",
+)
 
 
 @dataclass

@@ -9,19 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from api_harness import MODEL, RunningServer, encode, running_server, server_settings
-
-from maskserve.models.registry import ZOO_DIR
-
-SHIPPED = ZOO_DIR / MODEL
-HAS_SHIPPED = (SHIPPED / "model.toml").is_file()
-needs_shipped_model = pytest.mark.skipif(
-    not HAS_SHIPPED,
-    reason=f"needs the shipped model {SHIPPED}/model.toml (random weights detect nothing)",
+from api_harness import (
+    BODY_LIMIT,
+    GRPC_MESSAGE_LIMIT,
+    HAS_SHIPPED,
+    MODEL,
+    PIXEL_LIMIT,
+    SHIPPED,
+    RunningServer,
+    encode,
+    running_server,
+    server_settings,
 )
-BODY_LIMIT = 256 * 1024
-PIXEL_LIMIT = 1_000_000
-GRPC_MESSAGE_LIMIT = 1024 * 1024
 
 
 @pytest.fixture(scope="session")

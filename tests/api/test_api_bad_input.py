@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from api_harness import MODEL, RunningServer, encode
-from conftest import BODY_LIMIT, PIXEL_LIMIT
+from api_harness import BODY_LIMIT, MODEL, PIXEL_LIMIT, RunningServer, encode
 
 SEGMENT = f"/v1/models/{MODEL}/segment"
 

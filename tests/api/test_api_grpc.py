@@ -8,8 +8,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from api_harness import MODEL, RunningServer
-from conftest import GRPC_MESSAGE_LIMIT
+from api_harness import GRPC_MESSAGE_LIMIT, MODEL, RunningServer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pycocotools import mask as coco_mask

@@ -8,8 +8,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from api_harness import MODEL, RunningServer
-from conftest import needs_shipped_model
+from api_harness import MODEL, RunningServer, needs_shipped_model
 from pycocotools import mask as coco_mask
 
 from maskserve.api.gen import segment_pb2 as pb

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 import numpy as np
-from api_harness import MODEL, RunningServer, metric_samples
-from conftest import needs_shipped_model
+from api_harness import MODEL, RunningServer, metric_samples, needs_shipped_model
 from pycocotools import mask as coco_mask
 
 SEGMENT = f"/v1/models/{MODEL}/segment"
