@@ -13,7 +13,6 @@ Everything the backend needs is read from the graph's ``metadata_props`` written
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from ..base import ModelInfo
+from ..onnxrt.metadata import read_config
 from ..onnxrt.session import OrtError, OrtRunner
 from ..registry import ModelSpec
 from ..types import Detections
@@ -52,18 +52,7 @@ BAKED_KEYS = frozenset(
 
 def config_from_metadata(metadata: dict[str, str], source: Path | str) -> MaskRcnnConfig:
     """The :class:`MaskRcnnConfig` stored in an exported graph, or a clear :class:`OrtError`."""
-    family = metadata.get("maskserve_family")
-    if family != FAMILY:
-        raise OrtError(
-            f"{source}: not a maskserve Mask R-CNN export (maskserve_family={family!r}); "
-            "export it with `maskserve export`"
-        )
-    try:
-        return config_from_dict(json.loads(metadata["config"]))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise OrtError(
-            f"{source}: unreadable Mask R-CNN config in the ONNX metadata: {exc}"
-        ) from exc
+    return read_config(metadata, source, FAMILY, "Mask R-CNN", config_from_dict)
 
 
 def with_overrides(config: MaskRcnnConfig, table: dict[str, Any]) -> MaskRcnnConfig:

@@ -1,19 +1,24 @@
 """What every maskserve ONNX export carries in ``metadata_props``, and how it is written.
 
 A backend rebuilds a model from the file alone, so each export stores its family, class
-names and full config (JSON); the family adds its own keys on top of :func:`base_metadata`.
+names and full config (JSON); the family adds its own keys on top of :func:`base_metadata`
+and reads its config back with :func:`read_config`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import onnx
 import torch
+
+from .session import OrtError
+
+Config = TypeVar("Config")
 
 
 def producer(exporter: str) -> str:
@@ -54,3 +59,24 @@ def write_metadata(path: Path, metadata: dict[str, str]) -> onnx.ModelProto:
     onnx.save(proto, str(path))
     onnx.checker.check_model(str(path))
     return proto
+
+
+def read_config(
+    metadata: Mapping[str, str],
+    source: Path | str,
+    family: str,
+    label: str,
+    parse: Callable[[dict[str, Any]], Config],
+) -> Config:
+    """The config an export of ``family`` stored, parsed; else a clear :class:`OrtError`
+    (``label`` names the family in messages, e.g. "Mask R-CNN")."""
+    found = metadata.get("maskserve_family")
+    if found != family:
+        raise OrtError(
+            f"{source}: not a maskserve {label} export (maskserve_family={found!r}); "
+            "export it with `maskserve export`"
+        )
+    try:
+        return parse(json.loads(metadata["config"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise OrtError(f"{source}: unreadable {label} config in the ONNX metadata: {exc}") from exc

@@ -92,9 +92,7 @@ class OrtRunner:
             raise OrtError(f"onnxruntime cannot load {self.path}: {exc}") from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.metadata: dict[str, str] = dict(
-            self.session.get_modelmeta().custom_metadata_map or {}
-        )
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map or {})
 
     @property
     def provider(self) -> str:

@@ -8,7 +8,6 @@ size) is read from the graph's ``metadata_props`` written by :mod:`.export`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from ..base import ModelInfo
+from ..onnxrt.metadata import read_config
 from ..onnxrt.session import OrtError, OrtRunner
 from ..types import Detections
 from .config import YolactConfig
@@ -47,16 +47,7 @@ _ORT_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
 
 def config_from_metadata(metadata: dict[str, str], source: Path | str) -> YolactConfig:
     """The :class:`YolactConfig` stored in an exported graph, or a clear :class:`OrtError`."""
-    family = metadata.get("maskserve_family")
-    if family != FAMILY:
-        raise OrtError(
-            f"{source}: not a maskserve YOLACT export (maskserve_family={family!r}); "
-            "export it with `maskserve export`"
-        )
-    try:
-        return config_from_dict(json.loads(metadata["config"]))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise OrtError(f"{source}: unreadable YOLACT config in the ONNX metadata: {exc}") from exc
+    return read_config(metadata, source, FAMILY, "YOLACT", config_from_dict)
 
 
 def with_overrides(config: YolactConfig, table: dict[str, Any]) -> YolactConfig:
