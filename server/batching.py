@@ -9,6 +9,11 @@ compute, so every worker drains the same queue.
 Requests whose future is done before they are taken (cancelled by a disconnected client,
 or failed by an expired deadline) never reach the model.
 
+A request may bring a *finisher*: its per-request work after the shared forward pass
+(selection and RLE encoding). A worker whose queue is empty when its batch ends runs the
+finishers itself, on its own thread, instead of handing them to the service's pool: it
+would sit idle anyway, and a lone request saves two thread hops (``ItemOutcome.finished``).
+
 Waiting for company only pays when company is coming. With ``predict_arrivals`` (the
 default) a batch whose queue has run dry closes at once, before its delay, unless at
 least :data:`ARRIVAL_WAIT_FRACTION` of the recent inter-arrival gaps were shorter than
@@ -25,6 +30,7 @@ import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,14 +44,19 @@ MIN_GAPS = 4
 GAP_HISTORY = 32
 
 
+Finisher = Callable[[Detections], Any]
+
+
 @dataclass(frozen=True)
 class ItemOutcome:
-    """What a request gets back from its batch."""
+    """What a request gets back from its batch (``finished``: its finisher's return value,
+    when the worker ran it; None when the caller must finish)."""
 
     detections: Detections
     queue_s: float
     inference_s: float
     batch_size: int
+    finished: Any = None
 
 
 @dataclass(eq=False)
@@ -55,6 +66,7 @@ class BatchItem:
     future: asyncio.Future[ItemOutcome]
     enqueued_at: float
     started_at: float = 0.0
+    finish: Finisher | None = None
 
     @property
     def live(self) -> bool:
@@ -103,14 +115,18 @@ class DynamicBatcher:
         """Requests waiting (not yet taken into a batch)."""
         return len(self._queue)
 
-    async def submit(self, image: np.ndarray, deadline: float) -> ItemOutcome:
+    async def submit(
+        self, image: np.ndarray, deadline: float, finish: Finisher | None = None
+    ) -> ItemOutcome:
         """Queue ``image`` and wait for its share of a batch's result.
 
         Cancelling the caller cancels the request's future, which takes it off the queue.
         """
-        return await self.enqueue(image, deadline)
+        return await self.enqueue(image, deadline, finish)
 
-    def enqueue(self, image: np.ndarray, deadline: float) -> asyncio.Future[ItemOutcome]:
+    def enqueue(
+        self, image: np.ndarray, deadline: float, finish: Finisher | None = None
+    ) -> asyncio.Future[ItemOutcome]:
         """Queue ``image``; its future resolves to the outcome (or fails).
 
         Raises OverloadedError at once when the queue is full and DeadlineExceededError
@@ -128,7 +144,7 @@ class DynamicBatcher:
         if deadline <= self._clock():
             raise DeadlineExceededError(f"deadline passed before model {self.model!r} queued it")
         future: asyncio.Future[ItemOutcome] = asyncio.get_running_loop().create_future()
-        item = BatchItem(image, deadline, future, enqueued_at=self._clock())
+        item = BatchItem(image, deadline, future, enqueued_at=self._clock(), finish=finish)
         self._record_arrival(item.enqueued_at)
         future.add_done_callback(lambda _: self._forget(item))
         self._queue.append(item)

@@ -1,4 +1,13 @@
-"""Image bytes → RGB uint8 pixels, with size limits checked before any pixel is decoded."""
+"""Image bytes → RGB uint8 pixels, with size limits checked before any pixel is decoded.
+
+Pillow reads every header (format, size, the decompression-bomb check). JPEGs, the common
+case, are then decoded by ``torchvision.io.decode_jpeg``: the same libjpeg-turbo result
+(tests/core/test_imageio.py compares them pixel for pixel) in about 70 % of Pillow's time,
+because it writes the RGB planes once instead of decoding, converting and copying into
+numpy (benchmarks/bench_decode_pool.py). Anything torchvision refuses falls back to Pillow,
+whose error messages are the ones clients see. torchvision 0.29 deprecates its image
+codecs (in favour of torchcodec); if a later release drops them, Pillow decodes everything.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,13 @@ import io
 import warnings
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:
+    from torchvision.io import ImageReadMode, decode_jpeg
+except ImportError:  # deprecated in torchvision 0.29; Pillow decodes everything without it
+    decode_jpeg = None
 
 from .errors import ImageTooLargeError, InvalidImageError
 
@@ -19,7 +34,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     """Decode ``data`` to an RGB uint8 [H, W, 3] array (EXIF orientation applied).
 
     The header is read first, so a decompression bomb or a 30 000-px image is refused
-    before its pixels are allocated.
+    before its pixels are allocated. The array may be a view of channel-first memory
+    (JPEGs): the models' preprocessing wants channels first anyway.
     """
     if not data:
         raise InvalidImageError("empty body: expected an encoded image (JPEG, PNG or WebP)")
@@ -28,9 +44,11 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
             _check_size(image.width, image.height, max_pixels)
+            if image.format == "JPEG" and (pixels := _decode_jpeg(data)) is not None:
+                return pixels
             image.load()
             image = ImageOps.exif_transpose(image)
-            rgb = image.convert("RGB")
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
     except (ImageTooLargeError, InvalidImageError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -42,6 +60,18 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
             f"image could not be decoded (truncated or corrupt): {exc}"
         ) from None
     return np.asarray(rgb)
+
+
+def _decode_jpeg(data: bytes) -> np.ndarray | None:
+    """libjpeg-turbo straight into an RGB tensor; None where it refuses (Pillow decides)."""
+    if decode_jpeg is None:
+        return None
+    encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    try:
+        chw = decode_jpeg(encoded, mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    except RuntimeError:
+        return None
+    return chw.permute(1, 2, 0).numpy()
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:

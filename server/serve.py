@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .allocator import retain_freed_memory
 from .logging_setup import configure_logging
 from .settings import Settings
 
@@ -28,6 +29,7 @@ _FLAGS: tuple[tuple[str, type, str], ...] = (
     ("--log-level", str, "debug, info, warning, error"),
     ("--log-format", str, "text or json"),
     ("--dtype", str, "float32 or float16"),
+    ("--retain-freed-memory", str, "true or false: glibc malloc keeps freed memory (faster)"),
 )
 
 
@@ -60,6 +62,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
+    if settings.retain_freed_memory:
+        retain_freed_memory()  # before the server's threads exist (see allocator.py)
     from .app import serve  # the server stack loads only for this subcommand
 
     try:

@@ -3,6 +3,9 @@
 Decoding, per-request selection and RLE encoding run on a small thread pool (Pillow,
 numpy and torch release the GIL; see benchmarks/bench_decode_pool.py for why threads
 suffice), the forward pass on the model's workers, and only coordination on the event loop.
+Selection and encoding travel with the request as its batch *finisher*: a worker with an
+empty queue runs them straight after the forward pass, so a lone request skips a round
+trip through the pool; under load they run on the pool, beside the next batch.
 
 Errors are the domain errors of :mod:`maskserve.errors`.  Draining refuses new requests
 with :class:`ModelNotReadyError` ("not ready" → 503 / UNAVAILABLE, so load balancers move
@@ -281,10 +284,12 @@ class SegmentationService:
         try:
             async with asyncio.timeout(remaining):
                 pixels = await self._offload(decode_image, image, self.settings.max_pixels)
-                outcome = await served.batcher.submit(pixels, deadline)
-                result, post_s = await self._offload(
-                    _postprocess, served.info, outcome.detections, options
-                )
+                finish = functools.partial(_postprocess, served.info, options)
+                outcome = await served.batcher.submit(pixels, deadline, finish)
+                finished = outcome.finished  # done on an idle worker's thread
+                if finished is None:
+                    finished = await self._offload(finish, outcome.detections)
+                result, post_s = finished
         except TimeoutError:
             raise DeadlineExceededError(
                 f"deadline exceeded after {time.monotonic() - began:.3f} s (model {model!r})"
@@ -342,7 +347,7 @@ def _check_classes(info: ModelInfo, options: SegmentOptions) -> None:
 
 
 def _postprocess(
-    info: ModelInfo, detections: Detections, options: SegmentOptions
+    info: ModelInfo, options: SegmentOptions, detections: Detections
 ) -> tuple[ImageResult, float]:
     """On the pool: per-request selection after the shared forward pass, then RLE."""
     began = time.perf_counter()

@@ -74,6 +74,7 @@ class Settings:
     overload_status: OverloadStatus = "unavailable"
     drain_grace_s: float = 30.0
     dtype: DTypeName = "float32"
+    retain_freed_memory: bool = True  # glibc malloc keeps freed memory (server/allocator.py)
 
     def __post_init__(self) -> None:
         validate(self, "settings")
@@ -173,6 +174,17 @@ def _string_list(value: Any, where: str) -> list[str]:
     return items
 
 
+def _boolean(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{where}: expected true or false, got {value!r}")
+
+
 def _models(value: Any, where: str) -> list[str] | None:
     if value is None or (isinstance(value, str) and value.strip() in ("", "*", "all")):
         return None
@@ -211,6 +223,7 @@ _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "overload_status": lambda v, w: _text(v, w).lower(),
     "drain_grace_s": _number(float),
     "dtype": lambda v, w: _text(v, w).lower(),
+    "retain_freed_memory": _boolean,
 }
 
 

@@ -116,14 +116,9 @@ class Worker:
         """Run one batch; a failure fails only this batch's requests."""
         loop = asyncio.get_running_loop()
         try:
-            found, seconds = await loop.run_in_executor(
-                self._thread, self._infer, [item.image for item in batch]
+            found, seconds, finished = await loop.run_in_executor(
+                self._thread, self._compute, batch
             )
-            if len(found) != len(batch):
-                raise InferenceError(
-                    f"model {self.spec.name!r} returned {len(found)} results for a batch of "
-                    f"{len(batch)} images"
-                )
         except asyncio.CancelledError:
             for item in batch:
                 item.fail(ModelNotReadyError(f"model {self.spec.name!r} is shutting down"))
@@ -139,9 +134,31 @@ class Worker:
                 seconds
             )
             self._metrics.batch_size.labels(self.spec.name).observe(len(batch))
-        for item, detections in zip(batch, found, strict=True):
+        for item, detections, done in zip(batch, found, finished, strict=True):
+            if isinstance(done, Exception):
+                item.fail(done)
+                continue
             queued = item.started_at - item.enqueued_at
-            item.resolve(ItemOutcome(detections, queued, seconds, len(batch)))
+            item.resolve(ItemOutcome(detections, queued, seconds, len(batch), done))
+
+    def _compute(
+        self, batch: list[BatchItem]
+    ) -> tuple[list[Detections], float, list[object | Exception | None]]:
+        """On the worker thread: the forward pass, then — if no request is waiting — each
+        item's finisher (see :mod:`maskserve.batching`); a finisher's error is its item's."""
+        found, seconds = self._infer([item.image for item in batch])
+        if len(found) != len(batch):
+            raise InferenceError(
+                f"model {self.spec.name!r} returned {len(found)} results for a batch of "
+                f"{len(batch)} images"
+            )
+        if self.batcher.depth > 0:
+            return found, seconds, [None] * len(batch)
+        return (
+            found,
+            seconds,
+            [_run_finisher(item, d) for item, d in zip(batch, found, strict=True)],
+        )
 
     def _infer(self, images: Sequence[np.ndarray]) -> tuple[list[Detections], float]:
         """On the worker thread: the backend's shared forward pass for ``images``."""
@@ -184,3 +201,12 @@ class Worker:
         self._thread.shutdown(wait=False, cancel_futures=True)
         self.backend = None
         self.warmed_up = False
+
+
+def _run_finisher(item: BatchItem, detections: Detections) -> object | Exception | None:
+    if item.finish is None or not item.live:
+        return None
+    try:
+        return item.finish(detections)
+    except Exception as exc:  # the request's own failure, reported to it alone
+        return exc

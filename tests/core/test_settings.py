@@ -91,3 +91,14 @@ def test_model_overrides_replace_only_what_they_name() -> None:
         ModelSettings.resolve({"batching": {"size": 1}}, defaults, "m")
     with pytest.raises(SettingsError, match="m: instances: must be >= 1"):
         ModelSettings.resolve({"instances": 0}, defaults, "m")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("false", False), ("0", False), ("On", True)])
+def test_boolean_settings_parse_words_and_digits(raw: str, expected: bool) -> None:
+    environ = {"MASKSERVE_RETAIN_FREED_MEMORY": raw}
+    assert Settings.load(environ=environ).retain_freed_memory is expected
+
+
+def test_boolean_settings_refuse_other_words() -> None:
+    with pytest.raises(SettingsError, match="expected true or false, got 'maybe'"):
+        Settings.load(environ={"MASKSERVE_RETAIN_FREED_MEMORY": "maybe"})

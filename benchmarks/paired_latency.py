@@ -1,0 +1,76 @@
+"""Served minus in-process latency at concurrency 1, measured in interleaved rounds.
+
+On a shared 2-core machine the speed of the same forward pass drifts by 10–20 % within
+minutes, which swamps a few milliseconds of serving overhead when the two sides are
+timed minutes apart. Here every round times each contender once, back to back on the same
+image (the server idles while this process computes, and the other way round), in an
+order that rotates from round to round; the gap is the median over rounds of the
+per-round difference, so drift slower than a round cancels out.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+Local = Callable[[int], object]  # image number → runs in this process
+Remote = Callable[[int], Awaitable[dict[str, float] | str]]  # a harness Send
+
+
+@dataclass
+class Rounds:
+    """Latencies by contender, one per round, in round order."""
+
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def p50(self, name: str) -> float:
+        return statistics.median(self.seconds[name])
+
+    def gap(self, name: str, baseline: str) -> float:
+        """Median over rounds of ``name``'s latency minus ``baseline``'s."""
+        pairs = zip(self.seconds[name], self.seconds[baseline], strict=True)
+        return statistics.median(a - b for a, b in pairs)
+
+
+async def interleave(local: dict[str, Local], remote: dict[str, Remote], rounds: int) -> Rounds:
+    """Run every contender once per round on image ``round``; a failed remote call is
+    counted and its round dropped for every contender (pairs stay aligned)."""
+    names = [*local, *remote]
+    result = Rounds({n: [] for n in names}, {n: 0 for n in remote})
+    for number in range(rounds):
+        shift = number % len(names)
+        order = names[shift:] + names[:shift]
+        timed: dict[str, float] = {}
+        for name in order:
+            began = time.perf_counter()
+            if name in local:
+                local[name](number)
+            elif isinstance(await remote[name](number), str):
+                result.errors[name] += 1
+                continue
+            timed[name] = time.perf_counter() - began
+        if len(timed) == len(names):
+            for name, seconds in timed.items():
+                result.seconds[name].append(seconds)
+    return result
+
+
+def report(result: Rounds, baselines: list[str], served: list[str]) -> list[str]:
+    """Markdown lines: p50 per contender and each served one's gap to each baseline."""
+    kept = len(next(iter(result.seconds.values())))
+    head = " | ".join(f"gap to {b} (median of pairs)" for b in baselines)
+    lines = [
+        f"paired rounds kept: {kept}; errors: {result.errors}",
+        "",
+        f"| contender | p50 ms | {head} |",
+        "|---|---|" + "---|" * len(baselines),
+    ]
+    for name in baselines:
+        lines.append(f"| {name} | {1e3 * result.p50(name):.1f} |" + " |" * len(baselines))
+    for name in served:
+        gaps = " | ".join(f"{1e3 * result.gap(name, b):+.1f} ms" for b in baselines)
+        lines.append(f"| {name} | {1e3 * result.p50(name):.1f} | {gaps} |")
+    return lines
