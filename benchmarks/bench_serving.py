@@ -18,9 +18,11 @@ ones.  CPU columns are average cores used during the window by the server proces
 this process (the load generator), and by anything else on the machine. Last, against the
 batching-on server, ``--paired-rounds`` rounds at concurrency 1 that time the in-process
 pipeline (from decoded pixels, and from the encoded bytes) and one served request per
-protocol back to back on the same image (``paired_latency.py``): the per-round gap is
-what the latency target is judged on, because the machine's speed drifts more between the
-phases than the gap itself. ``--retain-freed-memory`` applies to both sides alike.
+protocol back to back on the same image, then ``--throughput-rounds`` rounds that
+alternate a block of in-process batches with a served window at the top concurrency
+(``interleaved.py``): the per-round gaps and ratios are what the targets are judged on,
+because the machine's speed drifts more between the phases than the gap itself.
+``--retain-freed-memory`` applies to both sides alike.
 
 Targets: served images/s at the highest concurrency with batching ≥ 0.9 × the in-process
 batched images/s; served p50 at concurrency 1 within 5 ms of in-process batch-1 latency.
@@ -40,7 +42,6 @@ import signal
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,24 +49,20 @@ from typing import TypeVar
 
 import numpy as np
 import torch
-from paired_latency import Rounds, interleave
-from paired_latency import report as paired_report
+from inprocess import Ceiling, InProcess
+from interleaved import Block, Rounds, interleave, throughput_report, throughput_rounds
+from interleaved import report as latency_report
 from PIL import Image
-from serving_harness import Clients, ServerProcess, Window, drive
+from serving_harness import Clients, Send, ServerProcess, Window, drive
 
-from maskserve.allocator import retain_freed_memory
-from maskserve.imageio import decode_image
-from maskserve.models.registry import DEFAULT_MODEL, ZOO_DIR, ModelSpec, build_backend
+from maskserve.models.registry import DEFAULT_MODEL, ZOO_DIR, ModelSpec
 from maskserve.models.synthetic.generator import generate_sample
 from maskserve.models.tomlwrite import dumps
 from maskserve.models.yolact.checkpoint import save_safetensors
 from maskserve.models.yolact.config import get_config
 from maskserve.models.yolact.config_io import config_to_dict
 from maskserve.models.yolact.network import Yolact
-from maskserve.options import SegmentOptions
-from maskserve.results import build_result, select
 from maskserve.settings import DTYPES
-from maskserve.workers import configure_cpu_threads
 
 EXAMPLE = ZOO_DIR / "yolact_shapes" / "example.png"
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
@@ -99,68 +96,6 @@ def write_random_model(config_name: str, repository: Path) -> str:
     }
     (folder / "model.toml").write_text(dumps(table))
     return config_name
-
-
-@dataclass
-class Ceiling:
-    """One in-process measurement: batch-1 latencies and batched images/s."""
-
-    latencies: list[float]
-    batched_ips: float
-
-    def p50(self) -> float:
-        return float(np.percentile(self.latencies, 50))
-
-
-class InProcess:
-    """The same model's backend + the server's ``select`` + ``build_result`` (RLE), run
-    sequentially on this process's main thread, on already decoded pixels."""
-
-    def __init__(self, spec: ModelSpec, args: argparse.Namespace, blobs: list[bytes]) -> None:
-        device = torch.device(args.device)
-        if args.retain_freed_memory == "true":
-            retain_freed_memory()  # as `maskserve serve` does by default: a like-for-like ceiling
-        if device.type == "cpu":
-            configure_cpu_threads(1)  # as the server does for its one CPU worker
-        self.backend = build_backend(spec, device, DTYPES[args.dtype])
-        self.reps = args.reps
-        self.batch = args.max_batch_size
-        self.blobs = blobs
-        self.pixels = [decode_image(blob) for blob in blobs]
-        self.decode_s = statistics.median(time_decode(blob) for blob in blobs for _ in range(3))
-        self.detections = self.run(self.pixels)
-
-    def run(self, images: list[np.ndarray]) -> list[int]:
-        info, options = self.backend.info, SegmentOptions()
-        found = self.backend.infer(images, info.max_detections)
-        kept = [select(d, options, info.score_threshold, info.max_detections) for d in found]
-        return [len(build_result(info.name, d, options).detections) for d in kept]
-
-    def from_pixels(self, number: int) -> None:
-        self.run([self.pixels[number % len(self.pixels)]])
-
-    def from_bytes(self, number: int) -> None:
-        """What a served request does: decode the encoded image, then the same work."""
-        self.run([decode_image(self.blobs[number % len(self.blobs)])])
-
-    def timed(self, images: list[np.ndarray]) -> float:
-        began = time.perf_counter()
-        self.run(images)
-        return time.perf_counter() - began
-
-    def measure(self) -> Ceiling:
-        count, batch = len(self.pixels), self.batch
-        batches = [[self.pixels[(r * batch + j) % count] for j in range(batch)] for r in range(4)]
-        self.timed(batches[0])  # warm-up of the batched shapes
-        latencies = [self.timed([self.pixels[i % count]]) for i in range(self.reps)]
-        batched = [self.timed(batches[r % len(batches)]) for r in range(max(3, self.reps // 4))]
-        return Ceiling(latencies, batch / statistics.median(batched))
-
-
-def time_decode(blob: bytes) -> float:
-    began = time.perf_counter()
-    decode_image(blob)
-    return time.perf_counter() - began
 
 
 @dataclass
@@ -200,7 +135,7 @@ async def measure_server(
     batching: str,
     images: list[tuple[bytes, str]],
     model: InProcess,
-) -> tuple[list[Cell], Rounds | None]:
+) -> tuple[list[Cell], Interleaved | None]:
     clients = Clients(server.http_port, server.grpc_port, max(args.concurrency))
     try:
         async with clients.http.get(f"/v1/models/{args.model}") as reply:
@@ -222,15 +157,56 @@ async def measure_server(
                 if window.first_error:
                     print(f"    first error: {window.first_error[:300]}")
                 cells.append(cell)
-        rounds = None
-        if batching == "on" and args.paired_rounds > 0:
-            print(f"  paired rounds at concurrency 1: {args.paired_rounds}", flush=True)
-            local = {"in-process from bytes": model.from_bytes, "in-process": model.from_pixels}
-            remote = {p: clients.sender(p, args.model, images) for p in args.protocols}
-            rounds = await interleave(local, remote, args.paired_rounds)
-        return cells, rounds
+        paired = None
+        if batching == "on":
+            paired = await measure_interleaved(clients, server, args, images, model)
+        return cells, paired
     finally:
         await clients.close()
+
+
+@dataclass
+class Interleaved:
+    latency: Rounds | None
+    throughput: dict[str, list[float]] | None
+
+
+async def measure_interleaved(
+    clients: Clients,
+    server: ServerProcess,
+    args: argparse.Namespace,
+    images: list[tuple[bytes, str]],
+    model: InProcess,
+) -> Interleaved:
+    """Latency rounds at concurrency 1, then throughput rounds at the top concurrency."""
+    senders = {p: clients.sender(p, args.model, images) for p in args.protocols}
+    latency = None
+    if args.paired_rounds > 0:
+        print(f"  interleaved latency rounds at concurrency 1: {args.paired_rounds}", flush=True)
+        local = {"in-process from bytes": model.from_bytes, "in-process": model.from_pixels}
+        latency = await interleave(local, senders, args.paired_rounds)
+    throughput = None
+    if args.throughput_rounds > 0:
+        concurrency = max(args.concurrency)
+        print(f"  interleaved throughput rounds at concurrency {concurrency}", flush=True)
+
+        def served(send: Send) -> Block:
+            async def block() -> float:
+                window = await drive(
+                    send, concurrency, concurrency, 4 * concurrency, None, server.pid
+                )
+                return len(window.latencies) / window.seconds
+
+            return block
+
+        async def in_process() -> float:
+            return model.batched_ips()
+
+        blocks = {"in-process batched": in_process} | {
+            f"{p} conc {concurrency}": served(send) for p, send in senders.items()
+        }
+        throughput = await throughput_rounds(blocks, args.throughput_rounds)
+    return Interleaved(latency, throughput)
 
 
 HEADER = (
@@ -265,7 +241,7 @@ def report(
     model: InProcess,
     ceilings: list[Ceiling],
     cells: list[Cell],
-    rounds: Rounds | None,
+    paired: Interleaved | None,
     args: argparse.Namespace,
 ) -> None:
     print(f"\n## maskserve serving benchmark: {args.model} on {args.device} ({args.dtype})\n")
@@ -303,10 +279,13 @@ def report(
                 f"- latency {cell.protocol}, batching {cell.batching}, conc {cell.concurrency}: "
                 f"p50 {1e3 * (cell.p(50) - best_p50):+.1f} ms (target <= +5 ms)"
             )
-    if rounds is not None:
-        print("\nconcurrency 1, interleaved with in-process runs (paired_latency.py):\n")
+    if paired is not None and paired.latency is not None:
+        print("\nconcurrency 1, interleaved with in-process runs (interleaved.py):\n")
         baselines = ["in-process", "in-process from bytes"]
-        print("\n".join(paired_report(rounds, baselines, args.protocols)))
+        print("\n".join(latency_report(paired.latency, baselines, args.protocols)))
+    if paired is not None and paired.throughput is not None:
+        print("\nthroughput, interleaved blocks (interleaved.py):\n")
+        print("\n".join(throughput_report(paired.throughput, "in-process batched")))
 
 
 def csv(kind: Callable[[str], T]) -> Callable[[str], list[T]]:
@@ -332,6 +311,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--duration", type=float, help="also end each window after this many seconds")
     add("--reps", type=int, default=40, help="in-process batch-1 repetitions")
     add("--paired-rounds", type=int, default=60, help="interleaved conc-1 rounds (0: none)")
+    add("--throughput-rounds", type=int, default=5, help="interleaved throughput rounds")
     add("--images", type=int, default=3, help="synthetic images besides example.png")
     add("--image-size", default="480x640", help="HxW of the synthetic images")
     add("--image-format", choices=sorted(CONTENT_TYPES), default="jpeg")
@@ -361,18 +341,20 @@ def main(argv: list[str] | None = None) -> None:
         model = InProcess(spec, args, [data for data, _ in images])
         ceilings = [model.measure()]
         cells: list[Cell] = []
-        rounds: Rounds | None = None
+        paired: Interleaved | None = None
         for batching in args.batching:
             flags = server_flags(args, repository, batching)
             log = Path(temp) / f"server-{batching}.log"
             env = dict(item.split("=", 1) for item in args.server_env)
             with ServerProcess(flags, log, env) as server:
-                found, paired = asyncio.run(measure_server(server, args, batching, images, model))
+                found, interleaved = asyncio.run(
+                    measure_server(server, args, batching, images, model)
+                )
             cells += found
-            rounds = paired or rounds
+            paired = interleaved or paired
         print("in-process again (drift check)", flush=True)
         ceilings.append(model.measure())
-    report(model, ceilings, cells, rounds, args)
+    report(model, ceilings, cells, paired, args)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""Served minus in-process latency at concurrency 1, measured in interleaved rounds.
+"""Served against in-process, measured in interleaved rounds.
 
 On a shared 2-core machine the speed of the same forward pass drifts by 10–20 % within
-minutes, which swamps a few milliseconds of serving overhead when the two sides are
-timed minutes apart. Here every round times each contender once, back to back on the same
-image (the server idles while this process computes, and the other way round), in an
-order that rotates from round to round; the gap is the median over rounds of the
-per-round difference, so drift slower than a round cancels out.
+minutes, which swamps a few milliseconds of serving overhead (or a few per cent of
+throughput) when the two sides are timed minutes apart. Here every round measures each
+contender once, back to back (the server idles while this process computes, and the other
+way round), in an order that rotates from round to round, and the result is the median
+over rounds of the per-round difference or ratio, so drift slower than a round cancels.
+
+- :func:`interleave`: latency at concurrency 1, one request per contender per round, on
+  the same image.
+- :func:`throughput_rounds`: images/s, one block per contender per round (in-process
+  batches; a served closed-loop window at high concurrency).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 
 Local = Callable[[int], object]  # image number → runs in this process
 Remote = Callable[[int], Awaitable[dict[str, float] | str]]  # a harness Send
+Block = Callable[[], Awaitable[float]]  # measures one block, returns images/s
 
 
 @dataclass
@@ -73,4 +79,28 @@ def report(result: Rounds, baselines: list[str], served: list[str]) -> list[str]
     for name in served:
         gaps = " | ".join(f"{1e3 * result.gap(name, b):+.1f} ms" for b in baselines)
         lines.append(f"| {name} | {1e3 * result.p50(name):.1f} | {gaps} |")
+    return lines
+
+
+async def throughput_rounds(blocks: dict[str, Block], rounds: int) -> dict[str, list[float]]:
+    """Images/s of every block once per round, in rotating order."""
+    names = list(blocks)
+    result: dict[str, list[float]] = {name: [] for name in names}
+    for number in range(rounds):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            result[name].append(await blocks[name]())
+    return result
+
+
+def throughput_report(result: dict[str, list[float]], baseline: str) -> list[str]:
+    """Markdown lines: median images/s per block and the median per-round ratio."""
+    lines = [
+        f"| block | rounds | median img/s | median per-round ratio to {baseline} |",
+        "|---|---|---|---|",
+    ]
+    for name, values in result.items():
+        ratios = [v / b for v, b in zip(values, result[baseline], strict=True)]
+        ratio = "" if name == baseline else f"{statistics.median(ratios):.2f}x"
+        lines.append(f"| {name} | {len(values)} | {statistics.median(values):.2f} | {ratio} |")
     return lines
