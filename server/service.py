@@ -349,7 +349,8 @@ def _check_classes(info: ModelInfo, options: SegmentOptions) -> None:
 def _postprocess(
     info: ModelInfo, options: SegmentOptions, detections: Detections
 ) -> tuple[ImageResult, float]:
-    """On the pool: per-request selection after the shared forward pass, then RLE."""
+    """The finisher (an idle worker or the pool): per-request selection after the shared
+    forward pass, then RLE."""
     began = time.perf_counter()
     kept = select(detections, options, info.score_threshold, info.max_detections)
     result = build_result(info.name, kept, options)
