@@ -2,7 +2,7 @@
 
 Pillow reads every header (format, size, the decompression-bomb check). JPEGs, the common
 case, are then decoded by ``torchvision.io.decode_jpeg``: the same libjpeg-turbo result
-(tests/core/test_imageio.py compares them pixel for pixel) in about 70 % of Pillow's time,
+(tests/core/test_imageio.py compares them pixel for pixel) in about 75 % of Pillow's time,
 because it writes the RGB planes once instead of decoding, converting and copying into
 numpy (benchmarks/bench_decode_pool.py). Anything torchvision refuses falls back to Pillow,
 whose error messages are the ones clients see. torchvision 0.29 deprecates its image

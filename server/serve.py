@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
     if settings.retain_freed_memory:
-        retain_freed_memory()  # before the server's threads exist (see allocator.py)
+        retain_freed_memory()  # see server/allocator.py: fewer page faults per forward
     from .app import serve  # the server stack loads only for this subcommand
 
     try:
