@@ -69,21 +69,25 @@ class InProcess:
         self.run(images)
         return time.perf_counter() - began
 
+    def full_batch(self, number: int) -> list[np.ndarray]:
+        """Batch ``number``: the next ``max_batch_size`` images, cycling through them."""
+        count, batch = len(self.pixels), self.batch
+        return [self.pixels[(number * batch + j) % count] for j in range(batch)]
+
     def batched_ips(self, batches: int = 4) -> float:
         """Images/s over ``batches`` full batches (one block of ``throughput_rounds``)."""
-        count, batch = len(self.pixels), self.batch
         began = time.perf_counter()
-        for r in range(batches):
-            self.run([self.pixels[(r * batch + j) % count] for j in range(batch)])
-        return batches * batch / (time.perf_counter() - began)
+        for number in range(batches):
+            self.run(self.full_batch(number))
+        return batches * self.batch / (time.perf_counter() - began)
 
     def measure(self) -> Ceiling:
-        count, batch = len(self.pixels), self.batch
-        batches = [[self.pixels[(r * batch + j) % count] for j in range(batch)] for r in range(4)]
+        count = len(self.pixels)
+        batches = [self.full_batch(number) for number in range(4)]
         self.timed(batches[0])  # warm-up of the batched shapes
         latencies = [self.timed([self.pixels[i % count]]) for i in range(self.reps)]
         batched = [self.timed(batches[r % len(batches)]) for r in range(max(3, self.reps // 4))]
-        return Ceiling(latencies, batch / statistics.median(batched))
+        return Ceiling(latencies, self.batch / statistics.median(batched))
 
 
 def time_decode(blob: bytes) -> float:
