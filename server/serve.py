@@ -10,52 +10,47 @@ from typing import Any
 
 from .allocator import retain_freed_memory
 from .logging_setup import configure_logging
-from .settings import Settings
+from .settings import ENV_PREFIX, Settings, specs
+from .settings_fields import env_of, flag_of
 
-# flag → Settings field, for the flags whose names differ from the field's
-_FIELDS = {"host": "http_host", "request_timeout": "request_timeout_s"}
-_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("--model-repository", Path, "folder of model folders (default: the shipped zoo)"),
-    ("--models", str, "comma-separated model names to serve (default: every folder)"),
-    ("--devices", str, "comma-separated torch devices, e.g. cpu or cuda:0,cuda:1"),
-    ("--workers-per-device", int, "model copies per device"),
-    ("--max-batch-size", int, "requests per batch at most"),
-    ("--max-queue-delay-ms", float, "how long a batch waits to fill after its first request"),
-    ("--max-queue-size", int, "queued requests per model before refusing (503/429)"),
-    ("--request-timeout", float, "default per-request deadline in seconds"),
-    ("--http-port", int, "REST port (default 8000)"),
-    ("--grpc-port", int, "gRPC port (default 50051)"),
-    ("--host", str, "address both servers bind (default 0.0.0.0)"),
-    ("--log-level", str, "debug, info, warning, error"),
-    ("--log-format", str, "text or json"),
-    ("--dtype", str, "float32 or float16"),
-    ("--retain-freed-memory", str, "true or false: glibc malloc keeps freed memory (faster)"),
-)
+DESCRIPTION = """Serve every model of the repository over REST (HTTP) and gRPC.
+
+Every setting below is also a MASKSERVE_<NAME> environment variable and a key of the
+--config TOML file (e.g. --max-batch-size, MASKSERVE_MAX_BATCH_SIZE, max_batch_size).
+Precedence: flags > environment > config file > defaults."""
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return "all" if value is None else str(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML settings file")
-    for flag, kind, text in _FLAGS:
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--config", type=Path, help="TOML settings file (or MASKSERVE_CONFIG)")
+    defaults = Settings.load(environ={})
+    for name, spec in specs().items():
+        # Values stay strings here: the declaration's converter parses them in
+        # Settings.load, so a flag's error reads like an environment variable's.
         # default=SUPPRESS: an unset flag does not override the other sources; the dest
-        # prefix keeps --log-level apart from the ``maskserve`` command's own
-        name = flag.removeprefix("--").replace("-", "_")
+        # prefix keeps --log-level apart from the ``maskserve`` command's own.
         parser.add_argument(
-            flag,
-            type=kind,
-            help=text,
+            flag_of(name),
+            *spec.aliases,
             dest=f"serve_{name}",
-            metavar=name.upper(),
+            metavar=spec.metavar or name.upper(),
             default=argparse.SUPPRESS,
+            help=f"{spec.help} [default: {_default_text(getattr(defaults, name))}; "
+            f"env {env_of(name, ENV_PREFIX)}]",
         )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the parsed flags over MASKSERVE_* env over ``--config`` over defaults."""
-    overrides: dict[str, Any] = {}
-    for flag, _, _ in _FLAGS:
-        name = flag.removeprefix("--").replace("-", "_")
-        if f"serve_{name}" in vars(args):
-            overrides[_FIELDS.get(name, name)] = getattr(args, f"serve_{name}")
+    given = vars(args)
+    overrides = {name: given[f"serve_{name}"] for name in specs() if f"serve_{name}" in given}
     return Settings.load(args.config, overrides=overrides)
 
 

@@ -17,16 +17,30 @@ A model folder's ``model.toml`` may override the batching defaults for that mode
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
 
+from maskserve import settings_fields as fields
 from maskserve.models.registry import ZOO_DIR
+from maskserve.settings_fields import (
+    Check,
+    SettingsError,
+    SettingSpec,
+    at_least,
+    choices,
+    flag_of,
+    number,
+    positive,
+    setting,
+    spec_of,
+)
 
 ENV_PREFIX = "MASKSERVE_"
 CONFIG_ENV = "MASKSERVE_CONFIG"
@@ -39,42 +53,115 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16}
 
 
-class SettingsError(ValueError):
-    """A setting is missing, malformed or out of range; the message names its source."""
-
-
 def default_devices() -> list[str]:
     return ["cuda:0"] if torch.cuda.is_available() else ["cpu"]
 
 
+def _device_ok(devices: list[str]) -> bool:
+    for name in devices:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            return False
+        if device.type == "cuda" and not torch.cuda.is_available():
+            return False
+        if device.type not in ("cpu", "cuda"):
+            return False
+    return True
+
+
+DEVICES: Check = (
+    _device_ok,
+    "must be torch devices of type cpu or cuda (cuda only where CUDA is available)",
+)
+
+
 @dataclass
 class Settings:
-    """Server-wide settings; each field is also ``MASKSERVE_<FIELD>`` and a config-file key.
+    """Server-wide settings; each field is declared once with ``setting(...)``.
 
-    Lists (``models``, ``devices``) are comma-separated in the environment.  In the TOML
-    file the batching keys may sit at the top level or in a ``[batching]`` table.
+    The declaration gives the ``maskserve serve --field-name`` flag, the
+    ``MASKSERVE_FIELD_NAME`` variable and the TOML key ``field_name`` (batching keys may
+    also sit in a ``[batching]`` table).  Lists are comma-separated in flags and variables.
     """
 
-    model_repository: Path = ZOO_DIR
-    models: list[str] | None = None
-    devices: list[str] = field(default_factory=default_devices)
-    workers_per_device: int = 1
-    max_batch_size: int = 8
-    max_queue_delay_ms: float = 5.0
-    max_queue_size: int = 64
-    request_timeout_s: float = 30.0
-    http_host: str = "0.0.0.0"
-    http_port: int = 8000
-    grpc_port: int = 50051
-    log_level: str = "info"
-    log_format: LogFormat = "text"
-    max_body_bytes: int = 64 * MIB
-    grpc_max_message_bytes: int = 64 * MIB
-    max_pixels: int = 40_000_000
-    overload_status: OverloadStatus = "unavailable"
-    drain_grace_s: float = 30.0
-    dtype: DTypeName = "float32"
-    retain_freed_memory: bool = True  # glibc malloc keeps freed memory (server/allocator.py)
+    model_repository: Path = setting(
+        ZOO_DIR, fields.path, help="folder of model folders"
+    )
+    models: list[str] | None = setting(
+        None, fields.optional_names, help="comma-separated model names to serve"
+    )
+    devices: list[str] = setting(
+        convert=fields.string_list,
+        factory=default_devices,
+        check=DEVICES,
+        help="comma-separated torch devices, e.g. cpu or cuda:0,cuda:1 (cuda:0 by default "
+        "where CUDA is available)",
+    )
+    workers_per_device: int = setting(
+        1, number(int), check=at_least(1), help="model copies (workers) per device"
+    )
+    max_batch_size: int = setting(
+        8, number(int), check=at_least(1), help="requests per batch at most"
+    )
+    max_queue_delay_ms: float = setting(
+        5.0,
+        number(float),
+        check=at_least(0),
+        help="how long a batch waits to fill after its first request",
+    )
+    max_queue_size: int = setting(
+        64, number(int), check=at_least(1), help="queued requests per model before refusing"
+    )
+    request_timeout_s: float = setting(
+        30.0,
+        number(float),
+        check=positive(),
+        aliases=("--request-timeout",),
+        help="default per-request deadline in seconds",
+    )
+    http_host: str = setting(
+        "0.0.0.0", fields.text, aliases=("--host",), help="address both servers bind"
+    )
+    http_port: int = setting(8000, number(int), check=fields.PORT, help="REST port")
+    grpc_port: int = setting(50051, number(int), check=fields.PORT, help="gRPC port")
+    log_level: str = setting("info", fields.lower_text, check=choices(LOG_LEVELS), help="log level")
+    log_format: LogFormat = setting(
+        "text", fields.lower_text, check=choices(get_args(LogFormat)), help="log line format"
+    )
+    max_body_bytes: int = setting(
+        64 * MIB, number(int), check=at_least(1), help="largest REST request body (413 above)"
+    )
+    grpc_max_message_bytes: int = setting(
+        64 * MIB, number(int), check=at_least(1), help="largest gRPC message"
+    )
+    max_pixels: int = setting(
+        40_000_000, number(int), check=at_least(1), help="largest decoded image (pixels)"
+    )
+    overload_status: OverloadStatus = setting(
+        "unavailable",
+        fields.lower_text,
+        check=choices(get_args(OverloadStatus)),
+        help="what a full queue answers: unavailable (503/UNAVAILABLE) or "
+        "resource_exhausted (429/RESOURCE_EXHAUSTED)",
+    )
+    drain_grace_s: float = setting(
+        30.0,
+        number(float),
+        check=at_least(0),
+        help="on SIGTERM, how long in-flight work may finish before the server stops",
+    )
+    dtype: DTypeName = setting(
+        "float32",
+        fields.lower_text,
+        check=choices(get_args(DTypeName)),
+        help="model weights' dtype on the devices",
+    )
+    retain_freed_memory: bool = setting(
+        True,
+        fields.boolean,
+        help="glibc malloc keeps freed memory: fewer page faults per forward (server/allocator.py)",
+    )
 
     def __post_init__(self) -> None:
         validate(self, "settings")
@@ -103,8 +190,13 @@ class Settings:
         values.update(_from_environ(environ))
         for name, value in (overrides or {}).items():
             if value is not None:
-                values[name] = _convert(name, value, f"--{name.replace('_', '-')}")
+                values[name] = _convert(name, value, flag_of(name))
         return cls(**values)
+
+
+def specs() -> dict[str, SettingSpec]:
+    """Every setting's declaration, by field name, in declaration order."""
+    return {f.name: spec_of(f) for f in dataclasses.fields(Settings)}
 
 
 @dataclass(frozen=True)
@@ -133,7 +225,7 @@ class ModelSettings:
         }
         threshold = model_table.get("score_threshold")
         if threshold is not None:
-            threshold = _number(float)(threshold, f"{source}: score_threshold")
+            threshold = number(float)(threshold, f"{source}: score_threshold")
             if not 0.0 <= threshold <= 1.0:
                 raise SettingsError(f"{source}: score_threshold must be in [0, 1], got {threshold}")
         instances = model_table.get("instances", defaults.workers_per_device)
@@ -146,94 +238,11 @@ class ModelSettings:
         )
 
 
-def _number(kind: type) -> Callable[[Any, str], Any]:
-    def convert(value: Any, where: str) -> Any:
-        if isinstance(value, bool):
-            raise SettingsError(f"{where}: expected a number, got {value!r}")
-        try:
-            number = kind(value)
-        except (TypeError, ValueError):
-            raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}") from None
-        if kind is int and isinstance(value, float) and value != number:
-            raise SettingsError(f"{where}: expected an integer, got {value!r}")
-        return number
-
-    return convert
-
-
-def _string_list(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        items = [part.strip() for part in value.split(",")]
-    elif isinstance(value, (list, tuple)):
-        items = [str(part).strip() for part in value]
-    else:
-        raise SettingsError(f"{where}: expected a list or comma-separated string, got {value!r}")
-    items = [item for item in items if item]
-    if not items:
-        raise SettingsError(f"{where}: must name at least one entry")
-    return items
-
-
-def _boolean(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{where}: expected true or false, got {value!r}")
-
-
-def _models(value: Any, where: str) -> list[str] | None:
-    if value is None or (isinstance(value, str) and value.strip() in ("", "*", "all")):
-        return None
-    return _string_list(value, where)
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise SettingsError(f"{where}: expected a string, got {value!r}")
-    return value.strip()
-
-
-def _path(value: Any, where: str) -> Path:
-    if not isinstance(value, (str, os.PathLike)):
-        raise SettingsError(f"{where}: expected a path, got {value!r}")
-    return Path(value).expanduser()
-
-
-_CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
-    "model_repository": _path,
-    "models": _models,
-    "devices": _string_list,
-    "workers_per_device": _number(int),
-    "max_batch_size": _number(int),
-    "max_queue_delay_ms": _number(float),
-    "max_queue_size": _number(int),
-    "request_timeout_s": _number(float),
-    "http_host": _text,
-    "http_port": _number(int),
-    "grpc_port": _number(int),
-    "log_level": lambda v, w: _text(v, w).lower(),
-    "log_format": lambda v, w: _text(v, w).lower(),
-    "max_body_bytes": _number(int),
-    "grpc_max_message_bytes": _number(int),
-    "max_pixels": _number(int),
-    "overload_status": lambda v, w: _text(v, w).lower(),
-    "drain_grace_s": _number(float),
-    "dtype": lambda v, w: _text(v, w).lower(),
-    "retain_freed_memory": _boolean,
-}
-
-
 def _convert(name: str, value: Any, where: str) -> Any:
-    if name not in _CONVERTERS:
-        raise SettingsError(f"{where}: unknown setting {name!r}; known: {sorted(_CONVERTERS)}")
-    converted = _CONVERTERS[name](value, where)
-    if name in _CHECKS:
-        _apply_check(_CHECKS[name], converted, where)
-    return converted
+    known = specs()
+    if name not in known:
+        raise SettingsError(f"{where}: unknown setting {name!r}; known: {sorted(known)}")
+    return known[name].apply(value, where)
 
 
 def _from_file(path: Path) -> dict[str, Any]:
@@ -260,61 +269,8 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-Check = tuple[Callable[[Any], bool], str]
-
-
-def _choices(options: tuple[str, ...]) -> Check:
-    return (lambda v: v in options, f"must be one of {list(options)}")
-
-
-def _device_ok(devices: list[str]) -> bool:
-    for name in devices:
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            return False
-        if device.type not in ("cpu", "cuda"):
-            return False
-    return True
-
-
-def _parses_as_devices(devices: list[str]) -> bool:
-    try:
-        return _device_ok(devices)
-    except RuntimeError:
-        return False
-
-
-_CHECKS: dict[str, Check] = {
-    "devices": (
-        _parses_as_devices,
-        "must be torch devices of type cpu or cuda (cuda only where CUDA is available)",
-    ),
-    "workers_per_device": (lambda v: v >= 1, "must be >= 1"),
-    "max_batch_size": (lambda v: v >= 1, "must be >= 1"),
-    "max_queue_delay_ms": (lambda v: v >= 0, "must be >= 0"),
-    "max_queue_size": (lambda v: v >= 1, "must be >= 1"),
-    "request_timeout_s": (lambda v: v > 0, "must be > 0"),
-    "http_port": (lambda v: 0 <= v <= 65535, "must be a port number in [0, 65535]"),
-    "grpc_port": (lambda v: 0 <= v <= 65535, "must be a port number in [0, 65535]"),
-    "log_level": _choices(LOG_LEVELS),
-    "log_format": _choices(get_args(LogFormat)),
-    "max_body_bytes": (lambda v: v >= 1, "must be >= 1"),
-    "grpc_max_message_bytes": (lambda v: v >= 1, "must be >= 1"),
-    "max_pixels": (lambda v: v >= 1, "must be >= 1"),
-    "overload_status": _choices(get_args(OverloadStatus)),
-    "drain_grace_s": (lambda v: v >= 0, "must be >= 0"),
-    "dtype": _choices(get_args(DTypeName)),
-}
-
-
-def _apply_check(check: Check, value: Any, where: str) -> None:
-    accept, rule = check
-    if not accept(value):
-        raise SettingsError(f"{where}: {rule}, got {value!r}")
-
-
 def validate(settings: Settings, source: str) -> None:
     """Convert and check every field (also for a Settings built directly, e.g. in tests)."""
-    for name in _CONVERTERS:
+    for name, spec in specs().items():
         value = getattr(settings, name)
-        setattr(settings, name, _convert(name, value, f"{source}: {name}"))
+        setattr(settings, name, spec.apply(value, f"{source}: {name}"))
