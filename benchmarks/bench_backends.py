@@ -1,9 +1,9 @@
-"""Eager PyTorch vs ONNX Runtime for the shipped models, in one process.
+"""Eager PyTorch vs ONNX Runtime (float, and int8 with ``--int8``), in one process.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_backends.py [--models yolact_shapes,maskrcnn_shapes]
-        [--batches 1,8] [--reps 10] [--image-size 480x640] [--device cpu]
+        [--batches 1,8] [--reps 10] [--image-size 480x640] [--device cpu] [--int8]
 
 For each model the shipped eager backend is exported with ``maskserve export
 --model-folder`` into a temporary folder and loaded back through the model registry
@@ -39,11 +39,12 @@ def make_images(count: int, height: int, width: int, seed: int) -> list[np.ndarr
     return [generate_sample(rng, height, width).image for _ in range(count)]
 
 
-def export_folder(model: str, root: Path) -> Path:
-    folder = root / f"{model}_onnx"
+def export_folder(model: str, root: Path, int8: bool = False) -> Path:
+    folder = root / f"{model}_{'int8' if int8 else 'onnx'}"
     began = time.perf_counter()
-    maskserve_main(["export", "--model", model, "--model-folder", str(folder), "--no-verify"])
-    print(f"  exported {model} in {time.perf_counter() - began:.1f} s", flush=True)
+    flags = ["--int8"] if int8 else ["--no-verify"]
+    maskserve_main(["export", "--model", model, "--model-folder", str(folder), *flags])
+    print(f"  exported {folder.name} in {time.perf_counter() - began:.1f} s", flush=True)
     return folder
 
 
@@ -57,22 +58,22 @@ def timer(backend: Backend, images: list[np.ndarray]) -> Callable[[], float]:
 
 
 def compare(
-    eager: Backend, onnx: Backend, images: list[np.ndarray], batch: int, reps: int
-) -> tuple[float, float]:
-    """Median seconds per batch of ``batch`` images: (eager, onnx).
+    backends: dict[str, Backend], images: list[np.ndarray], batch: int, reps: int
+) -> dict[str, float]:
+    """Median seconds per batch of ``batch`` images, per contender.
 
-    Blocks of repetitions alternate (eager block, ONNX block, twice): alternating single
+    Blocks of repetitions alternate (one block per contender, twice): alternating single
     calls would let each runtime's idle thread pool fall asleep between its calls, which
     costs a batch-1 forward more than the noise it averages out.
     """
     chunk = [images[i % len(images)] for i in range(batch)]
-    runs = {"eager": timer(eager, chunk), "onnx": timer(onnx, chunk)}
+    runs = {name: timer(backend, chunk) for name, backend in backends.items()}
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(2):
         for name, run in runs.items():
             run()  # warm-up: first-call allocations, wake the thread pool
             times[name].extend(run() for _ in range(max(1, reps // 2)))
-    return statistics.median(times["eager"]), statistics.median(times["onnx"])
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,7 +84,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--image-size", default="480x640", help="HxW")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--int8", action="store_true", help="also an int8 export (maskserve export --int8)"
+    )
     return parser.parse_args(argv)
+
+
+def load_contenders(model: str, device: torch.device, root: Path, int8: bool) -> dict[str, Backend]:
+    contenders = {
+        "eager": build_backend(find_model(model), device),
+        "onnx": build_backend(ModelSpec.from_folder(export_folder(model, root)), device),
+    }
+    if int8:
+        folder = export_folder(model, root, int8=True)
+        contenders["int8"] = build_backend(ModelSpec.from_folder(folder), device)
+    return contenders
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,20 +112,28 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_backends_") as temp:
         for model in args.models.split(","):
-            eager = build_backend(find_model(model), device)
-            onnx = build_backend(ModelSpec.from_folder(export_folder(model, Path(temp))), device)
+            backends = load_contenders(model, device, Path(temp), args.int8)
             for batch in batches:
-                eager_s, onnx_s = compare(eager, onnx, images, batch, args.reps)
-                rows.append((model, batch, eager_s, onnx_s))
-                print(f"  {model} batch {batch}: eager {eager_s:.3f} s, onnx {onnx_s:.3f} s")
-    print(f"\n## eager vs onnxruntime on {args.device}, {height}x{width} images\n")
-    print("| model | batch | eager ms/batch | eager img/s | ORT ms/batch | ORT img/s | ORT/eager |")
-    print("|---|---|---|---|---|---|---|")
-    for model, batch, eager_s, onnx_s in rows:
-        print(
-            f"| {model} | {batch} | {1e3 * eager_s:.0f} | {batch / eager_s:.1f} "
-            f"| {1e3 * onnx_s:.0f} | {batch / onnx_s:.1f} | {eager_s / onnx_s:.2f}x |"
-        )
+                seconds = compare(backends, images, batch, args.reps)
+                rows.append((model, batch, seconds))
+                print(
+                    f"  {model} batch {batch}: "
+                    + ", ".join(f"{name} {value:.3f} s" for name, value in seconds.items())
+                )
+    names = list(rows[0][2])
+    print(f"\n## {' vs '.join(names)} on {args.device}, {height}x{width} images\n")
+    print(
+        "| model | batch | "
+        + " | ".join(f"{n} img/s" for n in names)
+        + " | "
+        + " | ".join(f"{n}/eager" for n in names[1:])
+        + " |"
+    )
+    print("|---|---|" + "---|" * (2 * len(names) - 1))
+    for model, batch, seconds in rows:
+        rates = " | ".join(f"{batch / seconds[n]:.1f}" for n in names)
+        ratios = " | ".join(f"{seconds['eager'] / seconds[n]:.2f}x" for n in names[1:])
+        print(f"| {model} | {batch} | {rates} | {ratios} |")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fp16", action="store_true", help="float16 graph (float16 input, float32 outputs)"
     )
     parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantise the convolutions to int8 (static, calibrated on synthetic images); "
+        "prints how many detections still agree with the float graph",
+    )
+    parser.add_argument(
+        "--calibration-images",
+        type=int,
+        default=32,
+        help="synthetic images for the int8 calibration (default 32)",
+    )
+    parser.add_argument(
         "--model-folder", type=Path, help="also write DIR/model.onnx + DIR/model.toml"
     )
     parser.add_argument(
@@ -134,9 +146,17 @@ def run(args: argparse.Namespace) -> int:
     if family not in EXPORTERS:
         raise ValueError(f"no ONNX exporter for family {family!r}; known: {sorted(EXPORTERS)}")
     out = args.out or args.model_folder / FOLDER_WEIGHTS
+    if args.int8 and args.fp16:
+        raise ValueError("--int8 quantises a float32 export; drop --fp16")
     options = ExportOptions(out=out, opset=args.opset, fp16=args.fp16, verify=not args.no_verify)
     report = EXPORTERS[family](backend, options)
     print_report(report)
+    if args.int8:
+        from .export_int8 import quantize_export
+
+        quantized = quantize_export(out, backend, report, args.calibration_images)
+        sys.stdout.write("".join(line + "\n" for line in quantized.lines()))
+        report.dtype = "int8"
     if args.model_folder is not None:
         write_model_folder(args.model_folder, backend, report)
         sys.stdout.write(f"model folder: {args.model_folder}\n")

@@ -24,6 +24,7 @@ import torch
 
 from ..base import ModelInfo
 from ..onnxrt.metadata import read_config
+from ..onnxrt.quantize import PRECISION_KEY
 from ..onnxrt.session import OrtError, OrtRunner
 from ..registry import ModelSpec
 from ..types import Detections
@@ -116,6 +117,7 @@ class MaskRcnnOnnxBackend:
             backend="onnxruntime",
             provider=self.runner.provider,
             onnx=self.runner.path.name,
+            precision=self.runner.metadata.get(PRECISION_KEY, "float"),
         )
         self.info = ModelInfo(**{**info.__dict__, "score_threshold": score_threshold})
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import torch
 
@@ -93,6 +94,8 @@ class OrtRunner:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map or {})
+        # when a list, every feed is copied into it (int8 calibration, models/onnxrt/quantize.py)
+        self.recording: list[dict[str, np.ndarray]] | None = None
 
     @property
     def provider(self) -> str:
@@ -113,6 +116,11 @@ class OrtRunner:
             tensor = inputs[name].to(self.device).contiguous()
             keep_alive.append(tensor)
             binding.bind_ortvalue_input(name, ort.OrtValue.from_dlpack(tensor))
+        if self.recording is not None:
+            names = self.input_names
+            self.recording.append(
+                {n: t.detach().cpu().numpy().copy() for n, t in zip(names, keep_alive, strict=True)}
+            )
         device_type = "cuda" if self.device.type == "cuda" else "cpu"
         device_id = self.device.index or 0
         for name in self.output_names:

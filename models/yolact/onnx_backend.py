@@ -19,6 +19,7 @@ import torch
 
 from ..base import ModelInfo
 from ..onnxrt.metadata import read_config
+from ..onnxrt.quantize import PRECISION_KEY
 from ..onnxrt.session import OrtError, OrtRunner
 from ..types import Detections
 from .config import YolactConfig
@@ -99,6 +100,7 @@ class YolactOnnxBackend:
                 "backend": "onnxruntime",
                 "provider": self.runner.provider,
                 "onnx": self.runner.path.name,
+                "precision": self.runner.metadata.get(PRECISION_KEY, "float"),
             },
         )
 
