@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from maskserve.auto_backend import build_any
 from maskserve.models.base import Backend
-from maskserve.models.registry import DEFAULT_MODEL, build_backend, find_model
+from maskserve.models.registry import DEFAULT_MODEL, find_model
 
 from .options import SegmentOptions
 from .results import build_result, select
@@ -57,7 +59,7 @@ def predictor(backend: Backend) -> Any:
 def run(args: argparse.Namespace) -> int:
     from maskserve.models.evaluation import evaluate_model  # needs the [train] extra
 
-    backend = build_backend(find_model(args.model, args.model_repository), args.device)
+    backend = build_any(find_model(args.model, args.model_repository), args.device, torch.float32)
     dataset = held_out_dataset(args.dataset, args.num, args.seed, args.size)
     metrics = evaluate_model(predictor(backend), dataset, limit=args.limit)
     summary = {"model": args.model, "dataset": str(dataset), **metrics}

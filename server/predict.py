@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
+from maskserve.auto_backend import build_any
 from maskserve.models.base import Backend
-from maskserve.models.registry import DEFAULT_MODEL, build_backend, find_model
+from maskserve.models.registry import DEFAULT_MODEL, find_model
 from maskserve.models.yolact.backend import YolactBackend
 from maskserve.models.yolact.checkpoint import load_yolact, read_state_dict
 
@@ -58,7 +59,7 @@ def load_backend(args: argparse.Namespace) -> Backend:
     if args.weights is not None:
         return backend_for_weights(args.weights, args.config, device, dtype)
     spec = find_model(args.model or DEFAULT_MODEL, args.model_repository)
-    return build_backend(spec, device, dtype)
+    return build_any(spec, device, dtype)
 
 
 def is_maskrcnn_checkpoint(path: Path, config: str | None) -> bool:

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 import torch
 
 from maskserve.models.base import ModelInfo
-from maskserve.models.registry import build_backend
 from maskserve.models.types import Detections
 
+from .auto_backend import build_any
 from .batching import DynamicBatcher
 from .errors import (
     DeadlineExceededError,
@@ -70,7 +70,7 @@ class SegmentationService:
         self,
         settings: Settings,
         metrics: Metrics,
-        build: BackendBuilder = build_backend,
+        build: BackendBuilder = build_any,
         io_threads: int | None = None,
     ) -> None:
         self.settings = settings
