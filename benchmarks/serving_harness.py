@@ -237,6 +237,8 @@ class Clients:
 class ServerProcess:
     """``maskserve serve`` on 127.0.0.1 free ports, from start to ``/readyz`` to SIGTERM."""
 
+    ready_path = "/readyz"
+
     def __init__(
         self, flags: dict[str, Any], log_path: Path, env: dict[str, str] | None = None
     ) -> None:
@@ -273,7 +275,7 @@ class ServerProcess:
         give_up = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < give_up:
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2.0).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=2.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass  # not listening yet

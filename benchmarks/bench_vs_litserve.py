@@ -1,0 +1,210 @@
+"""maskserve vs a hand-written LitServe server, same Mask R-CNN R50-FPN ``.pth``, over HTTP.
+
+Usage (``pip install -e '.[bench]'`` brings LitServe)::
+
+    .venv/bin/python benchmarks/bench_vs_litserve.py [--concurrency 1,8] [--rounds 3]
+        [--requests 24] [--maskserve-folder DIR]
+
+The checkpoint: torchvision's ``maskrcnn_resnet50_fpn(weights=None, num_classes=91)``
+after ``torch.manual_seed(0)``, saved with ``torch.save(model.state_dict())``.  Random
+weights score every class alike, so both servers keep every candidate (score threshold 0)
+and return the top 20 detections per image, each with its mask as COCO RLE.
+
+* LitServe: ``benchmarks/litserve/maskrcnn_app.py`` (batching on: ``max_batch_size=8``,
+  ``batch_timeout=5 ms``; JSON with a base64 image, as its docs show), one worker.
+* maskserve: ``maskserve serve`` on a model folder for the same file (``[maskrcnn]``
+  ``config = "maskrcnn_resnet50_fpn"``, the same thresholds), its defaults otherwise;
+  ``--maskserve-folder`` serves another folder instead (e.g. an ``export --int8`` one).
+
+Both servers run at the same time on 127.0.0.1 (idle while the other is measured).  For
+each concurrency, rounds alternate the two (order rotating); each round is a closed loop
+of ``--requests`` requests after a warm-up.  Printed: the median throughput over rounds,
+p50/p99 over all measured requests, and maskserve's throughput ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import torch
+from PIL import Image
+from serving_harness import ServerProcess, Window, drive, rest_sender
+from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+from maskserve.models.synthetic.generator import generate_sample
+from maskserve.models.tomlwrite import dumps
+
+APP = Path(__file__).resolve().parent / "litserve" / "maskrcnn_app.py"
+DETECTIONS = 20
+
+
+class LitServeProcess(ServerProcess):
+    ready_path = "/health"
+
+    def __init__(self, weights: Path, log_path: Path) -> None:
+        super().__init__({}, log_path)
+        self.command = [
+            sys.executable,
+            str(APP),
+            "--weights",
+            str(weights),
+            "--port",
+            str(self.http_port),
+            "--detections",
+            str(DETECTIONS),
+        ]
+
+
+def make_checkpoint(path: Path) -> None:
+    torch.manual_seed(0)
+    model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91)
+    torch.save(model.state_dict(), path)
+
+
+def model_folder(root: Path, weights: Path) -> Path:
+    folder = root / "r50"
+    folder.mkdir()
+    (folder / weights.name).symlink_to(weights)
+    table = {
+        "family": "maskrcnn",
+        "weights": weights.name,
+        "score_threshold": 0.0,
+        "maskrcnn": {
+            "config": "maskrcnn_resnet50_fpn",
+            "batchnorm_eps": 1e-5,  # torchvision's eps when weights=None (LitServe's side)
+            "box_score_thresh": 0.0,
+            "detections_per_img": DETECTIONS,
+        },
+    }
+    (folder / "model.toml").write_text(dumps(table))
+    return folder
+
+
+def jpegs(count: int) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    blobs = []
+    for _ in range(count):
+        out = io.BytesIO()
+        Image.fromarray(generate_sample(rng, 480, 640).image).save(out, "JPEG", quality=90)
+        blobs.append(out.getvalue())
+    return blobs
+
+
+def litserve_sender(client: aiohttp.ClientSession, blobs: list[bytes]):
+    bodies = [{"image": base64.b64encode(b).decode()} for b in blobs]
+
+    async def send(number: int) -> dict[str, float] | str:
+        try:
+            async with client.post("/predict", json=bodies[number % len(bodies)]) as reply:
+                if reply.status != 200:
+                    return f"HTTP {reply.status}: {await reply.text()}"
+                await reply.json()
+        except aiohttp.ClientError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return {}
+
+    return send
+
+
+async def measure(servers: dict[str, ServerProcess], blobs: list[bytes], args) -> dict:
+    results: dict[tuple[str, int], list[Window]] = {}
+    sessions = {
+        name: aiohttp.ClientSession(server.url, timeout=aiohttp.ClientTimeout(total=300))
+        for name, server in servers.items()
+    }
+    try:
+        senders = {
+            "maskserve": rest_sender(
+                sessions["maskserve"], "r50", [(b, "image/jpeg") for b in blobs]
+            ),
+            "litserve": litserve_sender(sessions["litserve"], blobs),
+        }
+        for concurrency in args.concurrency:
+            names = list(senders)
+            for number in range(args.rounds):
+                for name in names[number % 2 :] + names[: number % 2]:
+                    window = await drive(
+                        senders[name],
+                        concurrency,
+                        concurrency,
+                        args.requests,
+                        None,
+                        servers[name].pid,
+                    )
+                    results.setdefault((name, concurrency), []).append(window)
+                    print(
+                        f"  c={concurrency} round {number} {name}: "
+                        f"{args.requests / window.seconds:.2f} img/s, errors {window.errors}",
+                        flush=True,
+                    )
+    finally:
+        for session in sessions.values():
+            await session.close()
+    return results
+
+
+def report(results: dict, args) -> None:
+    print(
+        "\n## Mask R-CNN R50-FPN (.pth, random weights, 20 detections/image), "
+        "480x640 JPEG over HTTP, interleaved rounds\n"
+    )
+    print(
+        "| server | concurrency | img/s (median of rounds) | p50 ms | p99 ms | errors "
+        "| maskserve / LitServe |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for concurrency in args.concurrency:
+        rates = {}
+        for name in ("litserve", "maskserve"):
+            windows = results[(name, concurrency)]
+            rates[name] = statistics.median(args.requests / w.seconds for w in windows)
+            latencies = np.array([lat for w in windows for lat in w.latencies]) * 1e3
+            errors = sum(w.errors for w in windows)
+            ratio = f"{rates['maskserve'] / rates['litserve']:.2f}×" if name == "maskserve" else ""
+            print(
+                f"| {name} | {concurrency} | {rates[name]:.2f} | "
+                f"{np.percentile(latencies, 50):.0f} | {np.percentile(latencies, 99):.0f} "
+                f"| {errors} | {ratio} |"
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--concurrency", default="1,8")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=24)
+    parser.add_argument("--maskserve-folder", type=Path)
+    args = parser.parse_args(argv)
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    blobs = jpegs(4)
+    with tempfile.TemporaryDirectory(prefix="bench_litserve_") as temp:
+        root = Path(temp)
+        weights = root / "maskrcnn_r50_fpn_random.pth"
+        make_checkpoint(weights)
+        repo = root / "repo"
+        repo.mkdir()
+        if args.maskserve_folder is None:
+            model_folder(repo, weights)
+        else:
+            (repo / "r50").symlink_to(args.maskserve_folder.resolve())
+        flags = {"model-repository": repo, "models": "r50"}
+        with (
+            ServerProcess(flags, root / "maskserve.log") as ours,
+            LitServeProcess(weights, root / "litserve.log") as theirs,
+        ):
+            servers = {"maskserve": ours, "litserve": theirs}
+            results = asyncio.run(measure(servers, blobs, args))
+    report(results, args)
+
+
+if __name__ == "__main__":
+    main()
