@@ -196,7 +196,9 @@ def main(argv: list[str] | None = None) -> None:
             model_folder(repo, weights)
         else:
             (repo / "r50").symlink_to(args.maskserve_folder.resolve())
-        flags = {"model-repository": repo, "models": "r50"}
+        # a 2-core CPU needs ~4 s per image at 800 px: at concurrency 8 a request waits
+        # ~30 s, so both servers get a 300 s request timeout instead of their 30 s default
+        flags = {"model-repository": repo, "models": "r50", "request-timeout-s": 300}
         with (
             ServerProcess(flags, root / "maskserve.log") as ours,
             LitServeProcess(weights, root / "litserve.log") as theirs,

@@ -12,6 +12,7 @@ socket: 0.5 ms), time that would otherwise be counted as the server's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -260,8 +261,13 @@ class ServerProcess:
 
     def __enter__(self) -> Self:
         with self.log_path.open("wb") as log:
+            # its own process group: stop() reaches the children a server may spawn
             self._process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
             )
         try:
             self._wait_ready()
@@ -293,12 +299,14 @@ class ServerProcess:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        with contextlib.suppress(ProcessLookupError):  # children that outlived the parent
+            os.killpg(process.pid, signal.SIGKILL)
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -36,6 +36,7 @@ import numpy as np
 
 from maskserve.models.types import Detections
 
+from .batch_cost import BatchCostModel
 from .errors import DeadlineExceededError, MaskserveError, ModelNotReadyError, OverloadedError
 from .metrics import Metrics
 
@@ -93,6 +94,7 @@ class DynamicBatcher:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         predict_arrivals: bool = True,
+        cost_model: BatchCostModel | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
             raise ValueError("need max_batch_size >= 1, max_queue_size >= 1, delay >= 0")
@@ -109,6 +111,7 @@ class DynamicBatcher:
         self._predict_arrivals = predict_arrivals
         self._gaps: collections.deque[float] = collections.deque(maxlen=GAP_HISTORY)
         self._last_arrival: float | None = None
+        self.cost_model = cost_model  # adaptive batching: it sets each batch's limit
 
     @property
     def depth(self) -> int:
@@ -159,7 +162,9 @@ class DynamicBatcher:
                 first = await self._take_first()
                 if first is None:
                     return None
-                batch = await self._fill([first], first.enqueued_at + self.max_queue_delay_s)
+                limit = self.cost_model.next_limit() if self.cost_model else self.max_batch_size
+                close_at = first.enqueued_at + self.max_queue_delay_s
+                batch = await self._fill([first], close_at, limit)
                 now = self._clock()
                 live = [item for item in batch if self._still_wanted(item, now)]
                 if live:
@@ -190,9 +195,9 @@ class DynamicBatcher:
             self._arrived.clear()
             await self._arrived.wait()
 
-    async def _fill(self, batch: list[BatchItem], close_at: float) -> list[BatchItem]:
-        """Add queued requests until the batch is full or ``close_at`` passes."""
-        while len(batch) < self.max_batch_size:
+    async def _fill(self, batch: list[BatchItem], close_at: float, limit: int) -> list[BatchItem]:
+        """Add queued requests until the batch holds ``limit`` or ``close_at`` passes."""
+        while len(batch) < limit:
             item = self._pop_live()
             if item is not None:
                 batch.append(item)

@@ -69,6 +69,13 @@ class Metrics:
         self.inflight = self._gauge(
             "inflight_requests", "Requests being processed (decode to response)."
         )
+        self.batch_size_limit = self._gauge(
+            "batch_size_limit",
+            "Largest batch the adaptive batcher currently forms (max_batch_size when off).",
+        )
+        self.intra_op_threads = self._gauge(
+            "intra_op_threads", "CPU threads the model's last batch ran with (core sharing)."
+        )
         ProcessCollector(namespace=NAMESPACE, registry=self.registry)
         if gpu:
             self.registry.register(GpuCollector())

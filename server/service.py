@@ -30,7 +30,9 @@ from maskserve.models.base import ModelInfo
 from maskserve.models.types import Detections
 
 from .auto_backend import build_any
+from .batch_cost import BatchCostModel
 from .batching import DynamicBatcher
+from .cpu_share import CoreShare
 from .errors import (
     DeadlineExceededError,
     InvalidOptionError,
@@ -81,6 +83,7 @@ class SegmentationService:
             threads, thread_name_prefix="maskserve-io", initializer=_single_threaded_torch
         )
         self._models: dict[str, ServedModel] = {}
+        self._core_share: CoreShare | None = None
         self._failures: dict[str, str] = {}
         self._started = False
         self._draining = False
@@ -106,7 +109,10 @@ class SegmentationService:
         cpu_devices = sum(1 for d in devices if d.type == "cpu")
         cpu_workers = cpu_devices * sum(e.config.instances for e in scan.entries.values())
         if cpu_workers:
-            configure_cpu_threads(cpu_workers)
+            # shared cores: every worker is built with all of them (ONNX Runtime sessions
+            # keep the count they are built with) and CoreShare sets threads per batch
+            configure_cpu_threads(1 if self.settings.share_cpu_cores else cpu_workers)
+        self._core_share = CoreShare(available_cores()) if self.settings.share_cpu_cores else None
         for name, entry in scan.entries.items():
             self._models[name] = self._plan(entry, devices)
         await asyncio.gather(*(self._load(served) for served in self._models.values()))
@@ -119,13 +125,30 @@ class SegmentationService:
 
     def _plan(self, entry: ModelEntry, devices: list[torch.device]) -> ServedModel:
         cfg = entry.config
+        cost = None
+        if self.settings.adaptive_batching and cfg.max_batch_size > 1:
+            # a batch may take at most half the default deadline: one batch ahead of a
+            # request still leaves it time for its own
+            cost = BatchCostModel(cfg.max_batch_size, self.settings.request_timeout_s / 2)
         batcher = DynamicBatcher(
-            entry.name, cfg.max_batch_size, cfg.max_queue_delay_ms, cfg.max_queue_size, self.metrics
+            entry.name,
+            cfg.max_batch_size,
+            cfg.max_queue_delay_ms,
+            cfg.max_queue_size,
+            self.metrics,
+            cost_model=cost,
         )
         placements = [device for device in devices for _ in range(cfg.instances)]
         workers = [
             Worker(
-                entry.spec, device, i, batcher, self._build, self.settings.torch_dtype, self.metrics
+                entry.spec,
+                device,
+                i,
+                batcher,
+                self._build,
+                self.settings.torch_dtype,
+                self.metrics,
+                core_share=self._core_share,
             )
             for i, device in enumerate(placements)
         ]
@@ -210,12 +233,22 @@ class SegmentationService:
             "score_threshold": info.score_threshold,
             "max_detections": info.max_detections,
             "class_names": list(info.class_names),
-            "batching": {
-                "max_batch_size": cfg.max_batch_size,
-                "max_queue_delay_ms": cfg.max_queue_delay_ms,
-                "max_queue_size": cfg.max_queue_size,
-            },
+            "batching": self._batching(name),
             "extra": {str(k): str(v) for k, v in info.extra.items()},
+        }
+
+    def _batching(self, name: str) -> dict[str, Any]:
+        cfg = self._models[name].entry.config
+        cost = self._models[name].batcher.cost_model
+        return {
+            "max_batch_size": cfg.max_batch_size,
+            "max_queue_delay_ms": cfg.max_queue_delay_ms,
+            "max_queue_size": cfg.max_queue_size,
+            "adaptive": cost is not None,
+            "chosen_batch_size": cost.limit if cost is not None else cfg.max_batch_size,
+            "cost_ms_per_image": (
+                {str(k): round(v, 3) for k, v in cost.per_image_ms().items()} if cost else {}
+            ),
         }
 
     def _lookup(self, name: str) -> ServedModel:

@@ -85,9 +85,7 @@ class Settings:
     also sit in a ``[batching]`` table).  Lists are comma-separated in flags and variables.
     """
 
-    model_repository: Path = setting(
-        ZOO_DIR, fields.path, help="folder of model folders"
-    )
+    model_repository: Path = setting(ZOO_DIR, fields.path, help="folder of model folders")
     models: list[str] | None = setting(
         None, fields.optional_names, help="comma-separated model names to serve"
     )
@@ -156,6 +154,18 @@ class Settings:
         fields.lower_text,
         check=choices(get_args(DTypeName)),
         help="model weights' dtype on the devices",
+    )
+    adaptive_batching: bool = setting(
+        True,
+        fields.boolean,
+        help="measure batch costs and batch only up to the size with the best images/s "
+        "(max_batch_size stays the upper bound)",
+    )
+    share_cpu_cores: bool = setting(
+        True,
+        fields.boolean,
+        help="CPU workers share the cores by current load (intra-op threads per batch = "
+        "cores / busy workers) instead of a fixed split between all loaded models",
     )
     retain_freed_memory: bool = setting(
         True,

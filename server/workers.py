@@ -5,10 +5,15 @@ resolves the requests' futures on the event loop); the compute runs on the worke
 single dedicated thread, where torch releases the GIL, so several workers — of one model
 or of several — compute in parallel while the event loop keeps serving.
 
-CPU threads: ``torch.set_num_threads`` is process-global, so the service calls
+CPU threads: with ``share_cpu_cores`` (the default) every CPU worker is built with all the
+cores and sets its intra-op threads before each batch from the number of workers busy at
+that moment (:mod:`maskserve.cpu_share`).  Without it the service calls
 :func:`configure_cpu_threads` once, before any model is built, with the total number of
-CPU workers; each worker's ops then use ``max(1, cores // cpu_workers)`` intra-op threads
-and workers × threads stays within the cores.
+CPU workers, and each worker keeps ``max(1, cores // cpu_workers)`` intra-op threads.
+
+Batch size: with ``adaptive_batching`` (the default) the worker measures batch costs after
+warm-up and feeds every batch's time to the model's :class:`~maskserve.batch_cost.
+BatchCostModel`, which sets how large the batcher lets the next batch grow.
 
 CUDA: each worker creates its own ``torch.cuda.Stream`` and runs its batches on it, so
 two workers on one GPU overlap copies and kernels; the stream is synchronised before the
@@ -32,6 +37,7 @@ from maskserve.models.registry import ModelSpec
 from maskserve.models.types import Detections
 
 from .batching import BatchItem, DynamicBatcher, ItemOutcome
+from .cpu_share import CoreShare
 from .errors import InferenceError, ModelNotReadyError
 from .metrics import Metrics
 
@@ -68,6 +74,8 @@ class Worker:
         build: BackendBuilder,
         dtype: torch.dtype = torch.float32,
         metrics: Metrics | None = None,
+        core_share: CoreShare | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.spec = spec
         self.device = device
@@ -76,6 +84,8 @@ class Worker:
         self._build = build
         self._dtype = dtype
         self._metrics = metrics
+        self._core_share = core_share if device.type == "cpu" else None
+        self._clock = clock  # injected by tests that measure batch costs deterministically
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"maskserve-{self.name}")
         self._stream: torch.cuda.Stream | None = None
         self._task: asyncio.Task[None] | None = None
@@ -96,6 +106,8 @@ class Worker:
         size = max(1, int(self.backend.info.input_size))
         dummy = np.full((size, size, 3), WARMUP_GRAY, dtype=np.uint8)
         self._infer([dummy])
+        if self.batcher.cost_model is not None:
+            self.probe_batch_costs(dummy)
         self.warmed_up = True
         log.info(
             "worker %s ready (loaded and warmed up in %.2f s)",
@@ -103,6 +115,30 @@ class Worker:
             time.perf_counter() - began,
         )
         return self.backend
+
+    def probe_batch_costs(self, image: np.ndarray) -> None:
+        """Time batches of 1, 2, 4, … of ``image`` (each shape run once untimed first);
+        stop once a size costs more per image than the size before (see batch_cost)."""
+        model = self.batcher.cost_model
+        assert model is not None
+        previous: float | None = None
+        for size in model.sizes:
+            if model.measured(size):  # another worker of this model measured it
+                continue
+            images = [image] * size
+            if size > 1:
+                self._infer(images)
+            seconds = self._infer(images)[1]
+            model.observe(size, seconds)
+            if previous is not None and seconds / size > previous:
+                break
+            previous = seconds / size
+        self._report_limit()
+
+    def _report_limit(self) -> None:
+        model = self.batcher.cost_model
+        if self._metrics is not None and model is not None:
+            self._metrics.batch_size_limit.labels(self.spec.name).set(model.limit)
 
     def start(self) -> None:
         """Begin consuming batches (after :meth:`load`)."""
@@ -134,6 +170,9 @@ class Worker:
                 seconds
             )
             self._metrics.batch_size.labels(self.spec.name).observe(len(batch))
+        if self.batcher.cost_model is not None:
+            self.batcher.cost_model.observe(len(batch), seconds)
+            self._report_limit()
         for item, detections, done in zip(batch, found, finished, strict=True):
             if isinstance(done, Exception):
                 item.fail(done)
@@ -163,20 +202,25 @@ class Worker:
     def _infer(self, images: Sequence[np.ndarray]) -> tuple[list[Detections], float]:
         """On the worker thread: the backend's shared forward pass for ``images``."""
         assert self.backend is not None, "worker used before load()"
-        began = time.perf_counter()
+        began = self._clock()
         limit = self.backend.info.max_detections
         try:
             if self._stream is not None:
                 with torch.cuda.stream(self._stream):
                     found = self.backend.infer(images, limit)
                 self._stream.synchronize()
+            elif self._core_share is not None:
+                with self._core_share.running() as threads:
+                    if self._metrics is not None:
+                        self._metrics.intra_op_threads.labels(self.spec.name).set(threads)
+                    found = self.backend.infer(images, limit)
             else:
                 found = self.backend.infer(images, limit)
         except torch.OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()  # give the failed batch's blocks back before the next
             raise
-        return list(found), time.perf_counter() - began
+        return list(found), self._clock() - began
 
     def _describe_failure(self, exc: Exception, size: int) -> InferenceError:
         if isinstance(exc, InferenceError):

@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--batch-timeout", type=float, default=0.005)
     parser.add_argument("--detections", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=300.0, help="request timeout (s)")
     args = parser.parse_args()
     api = MaskRcnnAPI(
         args.weights,
@@ -92,7 +93,7 @@ def main() -> None:
         max_batch_size=args.max_batch_size,
         batch_timeout=args.batch_timeout,
     )
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1)
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=args.timeout)
     server.run(port=args.port, generate_client_file=False)
 
 

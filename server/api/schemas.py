@@ -52,9 +52,14 @@ class SegmentResponse(BaseModel):
 
 
 class Batching(BaseModel):
-    max_batch_size: int
+    max_batch_size: int = Field(description="the upper bound the configuration sets")
     max_queue_delay_ms: float
     max_queue_size: int
+    adaptive: bool = Field(False, description="batch size chosen from measured costs")
+    chosen_batch_size: int = Field(0, description="the size batches may grow to now")
+    cost_ms_per_image: dict[str, float] = Field(
+        default_factory=dict, description="measured ms per image, by batch size"
+    )
 
 
 class ModelDetail(BaseModel):

@@ -25,6 +25,7 @@ from PIL import Image
 from maskserve.models.base import ModelInfo
 from maskserve.models.registry import ModelSpec, register_family
 from maskserve.models.types import Detections
+from maskserve.workers import WARMUP_GRAY
 
 FAKE_CLASSES = ("zero", "one", "two")
 # Safety bounds only: a healthy test never gets near them, but the host is shared and a
@@ -71,7 +72,8 @@ class FakeBackend:
         self._warmed_up = False
 
     def infer(self, images: Sequence[np.ndarray], max_detections: int) -> list[Detections]:
-        if not self._warmed_up:  # the worker's warm-up batch: answer, don't record
+        if not self._warmed_up or all(map(is_warmup_image, images)):
+            # the worker's warm-up and batch-cost probes: answer, don't record or wait
             self._warmed_up = True
             return [fake_detections(image) for image in images]
         control = self.control
@@ -85,6 +87,11 @@ class FakeBackend:
             raise error
         found = [fake_detections(image) for image in images]
         return found[:-1] if control.wrong_count else found
+
+
+def is_warmup_image(image: np.ndarray) -> bool:
+    """The worker's warm-up image: input_size square, every pixel WARMUP_GRAY."""
+    return image.shape[:2] == (16, 16) and bool((image == WARMUP_GRAY).all())
 
 
 def fake_detections(image: np.ndarray) -> Detections:

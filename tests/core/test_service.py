@@ -34,6 +34,8 @@ RAW = SegmentOptions(mask_format="none")
 @asynccontextmanager
 async def serving(root: Path, **settings: Any) -> AsyncIterator[SegmentationService]:
     settings.setdefault("request_timeout_s", NO_TIMEOUT_S)
+    # the fake model costs nothing: batch sizes chosen from its timings would be noise
+    settings.setdefault("adaptive_batching", False)
     service = SegmentationService(
         Settings(model_repository=root, devices=["cpu"], **settings), Metrics(gpu=False)
     )
@@ -215,6 +217,9 @@ def test_per_model_overrides_and_model_config(tmp_path: Path) -> None:
             "max_batch_size": 3,
             "max_queue_delay_ms": 5.0,
             "max_queue_size": 5,
+            "adaptive": False,
+            "chosen_batch_size": 3,
+            "cost_ms_per_image": {},
         }
         assert config["instances_per_device"] == 2 and config["devices"] == ["cpu"]
         assert dark.detections == []  # 10 / 255 is below the model's threshold

@@ -35,6 +35,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "drain_grace_s": ("1.5", 1.5),
     "dtype": ("float16", "float16"),
     "retain_freed_memory": ("false", False),
+    "adaptive_batching": ("false", False),
+    "share_cpu_cores": ("no", False),
 }
 
 
