@@ -6,16 +6,27 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from . import evaluate, export, predict, serve
 from .errors import MaskserveError
+
+
+def _version() -> str:
+    try:
+        return version("maskserve")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskserve", description="Instance-segmentation inference server"
     )
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="logging level of the offline commands"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     predict.add_arguments(commands.add_parser("predict", help="segment image files offline"))
     evaluate.add_arguments(

@@ -43,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--score-threshold",
         type=float,
-        default=DEFAULT_SCORE_THRESHOLD,
-        help="keep detections scoring strictly above this (default %(default)s)",
+        default=None,
+        help="keep detections scoring strictly above this (default: the model's "
+        f"score_threshold from its model.toml, as the server uses; {DEFAULT_SCORE_THRESHOLD} "
+        "for a bare --weights file)",
     )
     parser.add_argument(
         "--max-detections", type=int, default=100, help="at most this many per image"
@@ -84,9 +86,11 @@ def backend_for_weights(
 
 def run(args: argparse.Namespace) -> int:
     backend = load_backend(args)
-    options = SegmentOptions(
-        score_threshold=args.score_threshold, max_detections=args.max_detections
-    )
+    threshold = args.score_threshold
+    if threshold is None:  # one default with the server: the model's own
+        bare = args.weights is not None
+        threshold = DEFAULT_SCORE_THRESHOLD if bare else backend.info.score_threshold
+    options = SegmentOptions(score_threshold=threshold, max_detections=args.max_detections)
     args.out.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(args.images), args.batch_size):
         paths = args.images[start : start + args.batch_size]

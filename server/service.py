@@ -298,6 +298,13 @@ class SegmentationService:
             self.metrics.request_duration.labels(label, protocol).observe(time.monotonic() - began)
             self._leave(label)
 
+    def count_refused(self, model: str, protocol: str, code: str) -> None:
+        """Count an answer the protocol layer gave before the request reached
+        :meth:`segment` (wrong content type, body too large, invalid option)."""
+        known = model in self._models or model in self._failures
+        label = model if known else UNKNOWN_MODEL_LABEL
+        self.metrics.requests_total.labels(label, protocol, code).inc()
+
     async def _segment(
         self,
         model: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,5 +35,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script: ``main``, then leave without interpreter teardown.
+
+    gRPC's streaming call reads the request iterator (OpenCV decoding frames) on a thread
+    of its own; when the server was unreachable, tearing the interpreter down with that
+    thread's native state still alive aborted the process ("FATAL: exception not
+    rethrown", exit code 134) after the right error had been printed.  Every file the
+    commands write is closed by then, so the exit code is kept and teardown skipped.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -8,6 +8,7 @@ latency percentiles are printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -137,9 +138,9 @@ class StreamStats:
 
 
 def run(args: argparse.Namespace) -> int:
-    frames = read_frames(open_source(args.source), args.max_frames, args.jpeg_quality)
-    if args.fps is not None:
-        frames = paced(frames, args.fps)
+    capture = open_source(args.source)
+    source = read_frames(capture, args.max_frames, args.jpeg_quality)
+    frames = paced(source, args.fps) if args.fps is not None else source
     stats = StreamStats()
     began = time.perf_counter()
     try:
@@ -165,5 +166,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         stats.elapsed_s = time.perf_counter() - began
+        # release the capture here: a capture left open (e.g. the server was unreachable,
+        # so gRPC never read a frame) aborted the process at exit ("FATAL: exception not
+        # rethrown", exit code 134)
+        with contextlib.suppress(ValueError):  # still running on gRPC's thread
+            source.close()
+            capture.release()
         print(stats.summary())
     return 1 if stats.errors else 0

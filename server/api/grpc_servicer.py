@@ -11,6 +11,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from maskserve.errors import MaskserveError
+
 from .errors import RETRY_AFTER_S, code_of, message_of, status_of
 from .gen import segment_pb2 as pb
 from .gen import segment_pb2_grpc as pb_grpc
@@ -53,6 +55,10 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
     ) -> pb.SegmentResponse:
         try:
             options = options_from_proto(request.options)
+        except MaskserveError as exc:  # refused before the service: counted here
+            self._service.count_refused(request.model, "grpc", exc.code)
+            await self._abort(context, exc)
+        try:
             result = await self._service.segment(
                 request.model,
                 request.image,

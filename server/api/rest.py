@@ -88,14 +88,18 @@ class RestApi:
         timeout: float | None = Query(None, description="seconds; shortens the deadline"),
     ) -> Response:
         """Segment one image: raw body (image/jpeg, image/png, image/webp) or multipart."""
-        options = SegmentOptions(
-            score_threshold=score_threshold,
-            max_detections=max_detections,
-            classes=parse_classes(classes),
-            mask_format=mask_format,
-        )
-        deadline = self._deadline(timeout)
-        image = await read_image(request, self.settings.max_body_bytes)
+        try:
+            options = SegmentOptions(
+                score_threshold=score_threshold,
+                max_detections=max_detections,
+                classes=parse_classes(classes),
+                mask_format=mask_format,
+            )
+            deadline = self._deadline(timeout)
+            image = await read_image(request, self.settings.max_body_bytes)
+        except MaskserveError as exc:  # refused before the service: counted here
+            self.service.count_refused(model, "rest", exc.code)
+            raise
         work = self.service.segment(model, image, options, deadline=deadline, protocol="rest")
         result = await until_disconnect(request, work)
         if result is None:
@@ -236,11 +240,11 @@ def create_rest_app(
     add("/healthz", api.healthz, methods=["GET"], response_model=schemas.Status)
     add("/readyz", api.readyz, methods=["GET"], response_model=schemas.Status)
     add("/metrics", api.metrics_text, methods=["GET"], response_class=Response)
-    _add_error_handlers(app, settings.overload_status)
+    _add_error_handlers(app, service, settings.overload_status)
     return app
 
 
-def _add_error_handlers(app: FastAPI, overload_status: str) -> None:
+def _add_error_handlers(app: FastAPI, service: SegmentationService, overload_status: str) -> None:
     async def domain(request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc, overload_status)
 
@@ -249,7 +253,11 @@ def _add_error_handlers(app: FastAPI, overload_status: str) -> None:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
         )
-        return error_response(InvalidOptionError(problems or "invalid request"), overload_status)
+        error = InvalidOptionError(problems or "invalid request")
+        model = request.path_params.get("model")
+        if model is not None and request.url.path.endswith("/segment"):
+            service.count_refused(model, "rest", error.code)
+        return error_response(error, overload_status)
 
     async def http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

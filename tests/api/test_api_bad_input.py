@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import numpy as np
 import pytest
 from api_harness import BODY_LIMIT, MODEL, PIXEL_LIMIT, RunningServer, encode
+from prometheus_client.parser import text_string_to_metric_families
 
 SEGMENT = f"/v1/models/{MODEL}/segment"
 
@@ -137,3 +138,43 @@ def test_bad_options_are_400(server: RunningServer, png: bytes, params: dict) ->
 @pytest.mark.usefixtures("still_serving")
 def test_expired_deadline_is_504(server: RunningServer, png: bytes) -> None:
     _expect(post(server, png, timeout="0.000001"), 504, "deadline_exceeded")
+
+
+def requests_counted(server: RunningServer, protocol: str = "rest") -> dict[str, float]:
+    """``maskserve_requests_total`` for the test model, by status, read from /metrics."""
+    text = httpx.get(server.http_url + "/metrics", timeout=30).text
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "maskserve_requests"
+        for sample in family.samples
+        if sample.name == "maskserve_requests_total"
+        and sample.labels["model"] == MODEL
+        and sample.labels["protocol"] == protocol
+    }
+
+
+@pytest.mark.parametrize(
+    ("send", "code"),
+    [
+        (lambda s, png: post(s, png, content_type="text/plain"), "unsupported_media_type"),
+        (lambda s, png: post(s, png, max_detections="-3"), "invalid_option"),
+        (lambda s, png: post(s, png, classes="x"), "invalid_option"),
+        (lambda s, png: post(s, png, timeout="0"), "invalid_option"),
+        (lambda s, png: post(s, b"\0" * (2 * BODY_LIMIT)), "payload_too_large"),
+        (lambda s, png: post(s, b"not an image"), "invalid_image"),
+        (lambda s, png: post(s, png), "ok"),
+    ],
+)
+def test_every_answer_is_counted_with_its_status(
+    server: RunningServer,
+    png: bytes,
+    send: Callable[[RunningServer, bytes], httpx.Response],
+    code: str,
+) -> None:
+    before = requests_counted(server).get(code, 0.0)
+    response = send(server, png)
+    assert (response.status_code == 200) == (code == "ok")
+    if code != "ok":
+        assert response.json()["error"]["code"] == code
+    assert requests_counted(server).get(code, 0.0) == before + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,28 @@ def test_stream_stats_summary() -> None:
 def test_pacing_keeps_every_frame_in_order() -> None:
     frames = [(i, bytes([i])) for i in range(5)]
     assert list(paced(iter(frames), fps=1e6)) == frames
+
+
+def test_stream_to_an_unreachable_server_exits_1_cleanly(tmp_path: Path) -> None:
+    """The console script, as a user runs it: the error, then exit code 1 (not 134)."""
+    import shutil
+    import socket
+    import subprocess
+
+    from maskserve.models.registry import ZOO_DIR
+
+    script = shutil.which("maskserve-client") or str(
+        Path(sys.executable).with_name("maskserve-client")
+    )
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        example = str(ZOO_DIR / "yolact_shapes" / "example.png")
+        done = subprocess.run(
+            [script, "stream", example, "--target", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "error: stream failed" in done.stderr and "FATAL" not in done.stderr

@@ -87,3 +87,20 @@ def test_float16_finds_the_same_confident_detections(shipped_backend: Backend) -
     for cls, box in zip(full.class_ids[confident], full.boxes[confident], strict=True):
         same = (half.class_ids == cls) & ((half.boxes - box).abs().amax(dim=1) <= 3)
         assert bool(same.any()), f"class {int(cls)} box {box.tolist()} not found in float16"
+
+
+def test_predict_defaults_to_the_models_own_score_threshold(tmp_path: Path) -> None:
+    """Offline and served answers agree: no flag means the model.toml threshold."""
+    import tomllib
+
+    from maskserve.models.registry import find_model
+
+    spec = find_model("maskrcnn_shapes")
+    threshold = tomllib.loads((spec.folder / "model.toml").read_text())["score_threshold"]
+    argv = ["predict", str(EXAMPLE), "--model", "maskrcnn_shapes", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    scores = [d["score"] for d in json.loads((tmp_path / "example.json").read_text())["detections"]]
+    assert scores and min(scores) > threshold
+    assert main([*argv, "--score-threshold", "0.05", "--out", str(tmp_path / "low")]) == 0
+    low = json.loads((tmp_path / "low" / "example.json").read_text())["detections"]
+    assert len(low) >= len(scores)
