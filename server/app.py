@@ -26,9 +26,11 @@ from grpc_health.v1 import health
 
 from .api.grpc_servicer import create_grpc_server, set_serving
 from .api.rest import create_rest_app
+from .auth import ApiKeyInterceptor, ApiKeyMiddleware, ApiKeys
 from .metrics import Metrics
 from .service import SegmentationService
 from .settings import Settings
+from .tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,15 @@ class MaskserveServer:
         self.rest_app: FastAPI = create_rest_app(
             self.service, settings, self.metrics, lifespan=self._lifespan
         )
+        self.tls = TlsFiles.from_settings(settings)
+        self.keys = ApiKeys.load(settings.api_keys_file, settings.api_keys)
+        if self.keys:
+            self.rest_app.add_middleware(
+                ApiKeyMiddleware,  # type: ignore[arg-type]
+                keys=self.keys,
+                open_paths=settings.auth_open_paths,
+                metrics=self.metrics,
+            )
         self.http_port = 0
         self.grpc_port = 0
         self.exit_code = 0
@@ -73,13 +84,22 @@ class MaskserveServer:
         sock = _listen(self.settings.http_host, self.settings.http_port)
         self.http_port = sock.getsockname()[1]
         self._health = health.aio.HealthServicer()
-        self._grpc, self.grpc_port = create_grpc_server(self.service, self.settings, self._health)
+        interceptors = [ApiKeyInterceptor(self.keys, self.metrics)] if self.keys else []
+        self._grpc, self.grpc_port = create_grpc_server(
+            self.service,
+            self.settings,
+            self._health,
+            interceptors=interceptors,
+            credentials=self.tls.grpc_credentials() if self.tls else None,
+        )
         config = uvicorn.Config(
             self.rest_app,
             lifespan="on",
             log_config=None,
             log_level=self.settings.log_level,
             timeout_graceful_shutdown=int(FINAL_GRACE_S),
+            server_header=False,  # no "server: uvicorn" on every answer
+            **(self.tls.uvicorn_options() if self.tls else {}),
         )
         self._uvicorn = _Uvicorn(config)
         self._serving = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))

@@ -76,6 +76,13 @@ class Metrics:
         self.intra_op_threads = self._gauge(
             "intra_op_threads", "CPU threads the model's last batch ran with (core sharing)."
         )
+        self.auth_failures = Counter(
+            "auth_failures_total",
+            "Requests refused for a missing or wrong API key, by protocol.",
+            ["protocol"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         ProcessCollector(namespace=NAMESPACE, registry=self.registry)
         if gpu:
             self.registry.register(GpuCollector())

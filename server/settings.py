@@ -167,6 +167,29 @@ class Settings:
         help="CPU workers share the cores by current load (intra-op threads per batch = "
         "cores / busy workers) instead of a fixed split between all loaded models",
     )
+    api_keys: list[str] | None = setting(
+        None,
+        fields.optional_names,
+        help="accepted API keys, comma-separated; prefer MASKSERVE_API_KEYS or "
+        "api_keys_file (a flag shows in ps). None: no authentication",
+    )
+    api_keys_file: Path | None = setting(
+        None, fields.optional_path, help="file of accepted API keys, one per line"
+    )
+    auth_open_paths: list[str] = setting(
+        convert=fields.string_list,
+        factory=lambda: ["/healthz", "/readyz", "/metrics"],
+        help="HTTP paths that need no API key",
+    )
+    tls_cert_file: Path | None = setting(
+        None, fields.optional_path, help="PEM certificate: serve HTTPS and gRPC over TLS"
+    )
+    tls_key_file: Path | None = setting(
+        None, fields.optional_path, help="PEM private key of tls_cert_file"
+    )
+    tls_client_ca_file: Path | None = setting(
+        None, fields.optional_path, help="PEM CA: require client certificates (mutual TLS)"
+    )
     retain_freed_memory: bool = setting(
         True,
         fields.boolean,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 import grpc
@@ -127,15 +127,22 @@ def create_grpc_server(
     settings: Settings,
     health_servicer: health.aio.HealthServicer,
     host: str | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server (not started) with Segmentation, health and reflection, bound to
-    ``host:settings.grpc_port``; returns it and the bound port (useful with port 0)."""
+    ``host:settings.grpc_port``; returns it and the bound port (useful with port 0).
+
+    The port is exclusive (``grpc.so_reuseport`` 0): grpcio shares ports by default, so a
+    second server on the same port would start silently and take half of the calls."""
     size = settings.grpc_max_message_bytes
     server = grpc.aio.server(
+        interceptors=list(interceptors),
         options=[
             ("grpc.max_send_message_length", size),
             ("grpc.max_receive_message_length", size),
-        ]
+            ("grpc.so_reuseport", 0),
+        ],
     )
     pb_grpc.add_SegmentationServicer_to_server(
         SegmentationServicer(service, settings.overload_status), server
@@ -144,9 +151,15 @@ def create_grpc_server(
     names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
     address = _address(host if host is not None else settings.http_host, settings.grpc_port)
-    port = server.add_insecure_port(address)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError:  # grpcio reports a failed bind so in recent versions
+        port = 0
     if port == 0:
-        raise OSError(f"gRPC server could not bind {address}")
+        raise OSError(f"gRPC server could not bind {address} (in use?)")
     return server, port
 
 

@@ -37,6 +37,12 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "retain_freed_memory": ("false", False),
     "adaptive_batching": ("false", False),
     "share_cpu_cores": ("no", False),
+    "api_keys": ("k1,k2", ["k1", "k2"]),
+    "api_keys_file": ("/tmp/keys", Path("/tmp/keys")),
+    "auth_open_paths": ("/healthz", ["/healthz"]),
+    "tls_cert_file": ("/tmp/c.pem", Path("/tmp/c.pem")),
+    "tls_key_file": ("/tmp/k.pem", Path("/tmp/k.pem")),
+    "tls_client_ca_file": ("/tmp/ca.pem", Path("/tmp/ca.pem")),
 }
 
 
