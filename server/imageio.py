@@ -27,7 +27,9 @@ from .errors import ImageTooLargeError, InvalidImageError
 
 DEFAULT_MAX_PIXELS = 40_000_000
 MAX_SIDE = 30_000
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+# only the documented formats: every other parser Pillow has (TIFF, BMP, GIF, ...) would
+# otherwise be reachable by any client whatever content type it declares
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP")
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -48,11 +50,14 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
                 return pixels
             image.load()
             image = ImageOps.exif_transpose(image)
-            rgb = image if image.mode == "RGB" else image.convert("RGB")
+            rgb = _to_rgb(image)
     except (ImageTooLargeError, InvalidImageError):
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"image refused as a decompression bomb: {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(
+            f"image refused as a decompression bomb: its header declares more than the "
+            f"limit of {max_pixels} pixels"
+        ) from None
     except UnidentifiedImageError:
         raise InvalidImageError("body is not a supported image (JPEG, PNG, WebP)") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -72,6 +77,19 @@ def _decode_jpeg(data: bytes) -> np.ndarray | None:
     except RuntimeError:
         return None
     return chw.permute(1, 2, 0).numpy()
+
+
+def _to_rgb(image: Image.Image) -> Image.Image | np.ndarray:
+    """RGB uint8; 16- and 32-bit greyscale scaled to 8 bits (Pillow's convert clips them:
+    a 16-bit PNG became all white)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I"):
+        values = np.asarray(image).astype(np.int64)
+        bits = 16 if image.mode.startswith("I;16") or values.max(initial=0) < 65536 else 32
+        grey = (np.clip(values, 0, (1 << bits) - 1) >> (bits - 8)).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return image.convert("RGB")
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:

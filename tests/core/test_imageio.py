@@ -95,3 +95,30 @@ def test_jpeg_header_over_the_limit_is_refused_before_decoding() -> None:
 def test_text_posing_as_an_image_is_invalid() -> None:
     with pytest.raises(InvalidImageError, match="not a supported image"):
         decode_image(b"GIF89a? no, just text pretending to be an image")
+
+
+def test_sixteen_bit_greyscale_png_keeps_its_tones() -> None:
+    """Pillow's convert("RGB") clips 16-bit values: every pixel came out 255."""
+    import io
+
+    from PIL import Image
+
+    ramp = (np.arange(64, dtype=np.uint16) * 1024).reshape(8, 8)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, "PNG")
+    assert Image.open(io.BytesIO(buffer.getvalue())).mode.startswith("I")
+    pixels = decode_image(buffer.getvalue())
+    assert pixels.shape == (8, 8, 3) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels[:, :, 0], (ramp >> 8).astype(np.uint8))
+
+
+def test_formats_other_than_jpeg_png_webp_are_refused() -> None:
+    import io
+
+    from PIL import Image
+
+    for fmt in ("BMP", "GIF", "TIFF"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (4, 4)).save(buffer, fmt)
+        with pytest.raises(InvalidImageError, match="not a supported image"):
+            decode_image(buffer.getvalue())
