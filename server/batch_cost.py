@@ -61,6 +61,11 @@ class BatchCostModel:
         with self._lock:
             return {s: 1e3 * t / s for s, t in sorted(self._seconds.items())}
 
+    def batch_seconds(self, size: int) -> float | None:
+        """The running mean of a batch of ``size``, None if never measured."""
+        with self._lock:
+            return self._seconds.get(size)
+
     def measured(self, size: int) -> bool:
         return size in self._seconds
 

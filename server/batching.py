@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ class DynamicBatcher:
         clock: Callable[[], float] = time.monotonic,
         predict_arrivals: bool = True,
         cost_model: BatchCostModel | None = None,
+        max_queue_wait_s: float | None = None,
+        workers: int = 1,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
             raise ValueError("need max_batch_size >= 1, max_queue_size >= 1, delay >= 0")
@@ -112,6 +115,8 @@ class DynamicBatcher:
         self._gaps: collections.deque[float] = collections.deque(maxlen=GAP_HISTORY)
         self._last_arrival: float | None = None
         self.cost_model = cost_model  # adaptive batching: it sets each batch's limit
+        self.max_queue_wait_s = max_queue_wait_s
+        self.workers = max(1, workers)
 
     @property
     def depth(self) -> int:
@@ -144,8 +149,10 @@ class DynamicBatcher:
                 f"model {self.model!r} is overloaded: {len(self._queue)} requests already "
                 f"queued (max_queue_size {self.max_queue_size}); retry later"
             )
-        if deadline <= self._clock():
+        now = self._clock()
+        if deadline <= now:
             raise DeadlineExceededError(f"deadline passed before model {self.model!r} queued it")
+        self._admit_by_time(now, deadline)
         future: asyncio.Future[ItemOutcome] = asyncio.get_running_loop().create_future()
         item = BatchItem(image, deadline, future, enqueued_at=self._clock(), finish=finish)
         self._record_arrival(item.enqueued_at)
@@ -154,6 +161,34 @@ class DynamicBatcher:
         self._arrived.set()
         self._set_depth()
         return future
+
+    def estimated_wait_s(self) -> float | None:
+        """Seconds until a request queued now has its answer: the batches ahead of it and
+        its own, at the measured cost of the current batch size, shared by the workers;
+        None until a cost is measured (admission then bounds only the count)."""
+        if self.cost_model is None:
+            return None
+        limit = self.cost_model.limit
+        seconds = self.cost_model.batch_seconds(limit)
+        if seconds is None:
+            return None
+        batches = math.ceil((len(self._queue) + 1) / limit)
+        return math.ceil(batches / self.workers) * seconds
+
+    def _admit_by_time(self, now: float, deadline: float) -> None:
+        """Refuse at once what would wait past its deadline or ``max_queue_wait_s``: a fast
+        503 beats a slow 504, and keeps the wait of admitted requests bounded."""
+        wait = self.estimated_wait_s()
+        if wait is None:
+            return
+        allowed = deadline - now
+        if self.max_queue_wait_s is not None:
+            allowed = min(allowed, self.max_queue_wait_s)
+        if wait > allowed:
+            raise OverloadedError(
+                f"model {self.model!r} is overloaded: a request queued now would wait about "
+                f"{wait:.1f} s, more than the {allowed:.1f} s it can; retry later"
+            )
 
     async def next_batch(self) -> list[BatchItem] | None:
         """The next batch of live requests (at least one), or None once closed."""

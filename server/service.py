@@ -137,6 +137,8 @@ class SegmentationService:
             cfg.max_queue_size,
             self.metrics,
             cost_model=cost,
+            max_queue_wait_s=self.settings.max_queue_wait_s or None,
+            workers=len(devices) * cfg.instances,
         )
         placements = [device for device in devices for _ in range(cfg.instances)]
         workers = [

@@ -161,6 +161,13 @@ class Settings:
         help="measure batch costs and batch only up to the size with the best images/s "
         "(max_batch_size stays the upper bound)",
     )
+    max_queue_wait_s: float = setting(
+        5.0,
+        number(float),
+        check=at_least(0),
+        help="refuse at once (503) a request whose estimated wait for its answer, from the "
+        "measured batch costs, exceeds this or its deadline (0: deadline only)",
+    )
     share_cpu_cores: bool = setting(
         True,
         fields.boolean,

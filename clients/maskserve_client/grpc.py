@@ -81,6 +81,7 @@ class GrpcClient(_Base):
         retry: how UNAVAILABLE / RESOURCE_EXHAUSTED unary calls are retried.
         credentials: TLS credentials; None = plaintext.
         options: extra channel options, appended to the 64 MiB message-size limits.
+        api_key: sent as ``authorization: Bearer <key>`` metadata on every call.
     """
 
     def __init__(
@@ -92,8 +93,10 @@ class GrpcClient(_Base):
         retry: RetryPolicy | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        api_key: str | None = None,
     ) -> None:
         super().__init__(model, timeout, retry)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         channel_options = [*CHANNEL_OPTIONS, *options]
         if credentials is None:
             self._channel = grpc.insecure_channel(target, options=channel_options)
@@ -168,7 +171,7 @@ class GrpcClient(_Base):
                 state.failure = exc
                 raise
 
-        call = self._stub.SegmentStream(requests(), timeout=timeout)
+        call = self._stub.SegmentStream(requests(), timeout=timeout, metadata=self._metadata)
         try:
             for reply in call:
                 yield state.result(reply)
@@ -183,7 +186,8 @@ class GrpcClient(_Base):
         attempt = 0
         while True:
             try:
-                return method(request, timeout=self.timeout if timeout is None else timeout)
+                deadline = self.timeout if timeout is None else timeout
+                return method(request, timeout=deadline, metadata=self._metadata)
             except grpc.RpcError as exc:
                 error, wait = self._wait(attempt, exc)
                 if wait is None:
@@ -215,8 +219,10 @@ class AsyncGrpcClient(_Base):
         retry: RetryPolicy | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        api_key: str | None = None,
     ) -> None:
         super().__init__(model, timeout, retry)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         channel_options = [*CHANNEL_OPTIONS, *options]
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(target, options=channel_options)
@@ -269,7 +275,7 @@ class AsyncGrpcClient(_Base):
                 skip_stale,
             )
         )
-        call = self._stub.SegmentStream(timeout=timeout)
+        call = self._stub.SegmentStream(timeout=timeout, metadata=self._metadata)
         writer = asyncio.ensure_future(self._write(call, frames, state))
         try:
             async for reply in call:
@@ -311,7 +317,8 @@ class AsyncGrpcClient(_Base):
         attempt = 0
         while True:
             try:
-                return await method(request, timeout=self.timeout if timeout is None else timeout)
+                deadline = self.timeout if timeout is None else timeout
+                return await method(request, timeout=deadline, metadata=self._metadata)
             except grpc.RpcError as exc:
                 error, wait = self._wait(attempt, exc)
                 if wait is None:

@@ -125,6 +125,13 @@ class _Base:
         return self.retry.delay(attempt, response.status_code, response.headers.get("retry-after"))
 
 
+def _with_key(headers: Mapping[str, str] | None, api_key: str | None) -> dict[str, str]:
+    merged = dict(headers or {})
+    if api_key:
+        merged["authorization"] = f"Bearer {api_key}"
+    return merged
+
+
 class Client(_Base):
     """Synchronous REST client; thread-safe, so one instance can serve a thread pool.
 
@@ -134,6 +141,7 @@ class Client(_Base):
         timeout: client-side seconds per HTTP request (connect, read, write, pool).
         retry: how overloaded responses (503/429) are retried; ``NO_RETRY`` disables it.
         headers: sent with every request (e.g. authentication added by a proxy).
+        api_key: sent as ``Authorization: Bearer <key>`` with every request.
     """
 
     def __init__(
@@ -145,8 +153,10 @@ class Client(_Base):
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 32,
+        api_key: str | None = None,
     ) -> None:
         super().__init__(model, retry)
+        headers = _with_key(headers, api_key)
         limits = httpx.Limits(max_connections=max_connections)
         self._http = httpx.Client(
             base_url=base_url, timeout=timeout, headers=headers, limits=limits
@@ -235,8 +245,10 @@ class AsyncClient(_Base):
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 32,
+        api_key: str | None = None,
     ) -> None:
         super().__init__(model, retry)
+        headers = _with_key(headers, api_key)
         limits = httpx.Limits(max_connections=max_connections)
         self._http = httpx.AsyncClient(
             base_url=base_url, timeout=timeout, headers=headers, limits=limits

@@ -137,11 +137,14 @@ def parse_classes(text: str | None) -> frozenset[int] | None:
     if text is None or not text.strip():
         return None
     try:
-        return frozenset(int(part) for part in text.split(",") if part.strip())
+        ids = frozenset(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise InvalidOptionError(
             f"classes must be comma-separated integer class ids, got {text!r}"
         ) from None
+    if not ids:  # "classes=,,," would otherwise mean "no class at all", unlike "classes="
+        raise InvalidOptionError(f"classes names no class id: {text!r}; omit it for all")
+    return ids
 
 
 async def read_image(request: Request, limit: int) -> bytes:

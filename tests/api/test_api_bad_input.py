@@ -126,6 +126,7 @@ def test_chunked_body_over_the_limit_is_413(server: RunningServer) -> None:
         {"score_threshold": "abc"},
         {"max_detections": "-1"},
         {"classes": "1,x"},
+        {"classes": ",,,"},
         {"classes": "99"},
         {"mask_format": "bitmap"},
         {"timeout": "0"},

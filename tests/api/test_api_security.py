@@ -152,3 +152,18 @@ def test_a_second_grpc_server_cannot_take_the_same_port(repository: Path) -> Non
     import asyncio
 
     asyncio.run(body())
+
+
+def test_the_client_package_sends_the_key(keyed: RunningServer, png: bytes) -> None:
+    from maskserve_client import Client, MaskserveClientError
+    from maskserve_client.grpc import GrpcClient
+
+    with Client(keyed.http_url, model=MODEL, api_key=KEY) as client:
+        assert client.segment(png).model == MODEL
+    with GrpcClient(keyed.grpc_target, model=MODEL, api_key=KEY) as client:
+        assert client.segment(png).model == MODEL
+        streamed = list(client.stream(iter([(0, png), (1, png)])))
+        assert [r.frame_id for r in streamed] == [0, 1]
+    with Client(keyed.http_url, model=MODEL) as client, pytest.raises(MaskserveClientError) as no:
+        client.segment(png)
+    assert no.value.status == 401

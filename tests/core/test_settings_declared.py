@@ -37,6 +37,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "retain_freed_memory": ("false", False),
     "adaptive_batching": ("false", False),
     "share_cpu_cores": ("no", False),
+    "max_queue_wait_s": ("2.5", 2.5),
     "api_keys": ("k1,k2", ["k1", "k2"]),
     "api_keys_file": ("/tmp/keys", Path("/tmp/keys")),
     "auth_open_paths": ("/healthz", ["/healthz"]),

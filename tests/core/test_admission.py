@@ -1,0 +1,95 @@
+"""Admission by time: a request whose estimated queue wait it cannot afford is refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from maskserve.batch_cost import BatchCostModel
+from maskserve.batching import DynamicBatcher
+from maskserve.errors import OverloadedError
+
+FAR = 3600.0
+
+
+def image() -> np.ndarray:
+    return np.zeros((4, 4, 3), np.uint8)
+
+
+def batcher_with_costs(max_wait_s: float | None, workers: int = 1) -> tuple[DynamicBatcher, list]:
+    clock = [100.0]
+    cost = BatchCostModel(4)
+    cost.observe(4, 0.4)  # 0.1 s per image at batch 4 (the chosen size)
+    cost.observe(1, 0.2)
+    batcher = DynamicBatcher(
+        "m",
+        4,
+        0.0,
+        1000,
+        clock=lambda: clock[0],
+        cost_model=cost,
+        max_queue_wait_s=max_wait_s,
+        workers=workers,
+    )
+    return batcher, clock
+
+
+def test_estimated_wait_counts_the_batches_ahead() -> None:
+    async def body() -> None:
+        batcher, clock = batcher_with_costs(None)
+        assert batcher.cost_model is not None and batcher.cost_model.limit == 4
+        assert batcher.estimated_wait_s() == pytest.approx(0.4)  # its own batch
+        for _ in range(8):
+            batcher.enqueue(image(), clock[0] + FAR)
+        assert batcher.estimated_wait_s() == pytest.approx(1.2)  # two full batches ahead
+
+    asyncio.run(body())
+
+
+def test_a_request_that_would_outwait_its_deadline_is_refused_at_once() -> None:
+    async def body() -> None:
+        batcher, clock = batcher_with_costs(None)
+        for _ in range(8):
+            batcher.enqueue(image(), clock[0] + FAR)
+        with pytest.raises(OverloadedError, match=r"would wait about 1\.2 s"):
+            batcher.enqueue(image(), clock[0] + 1.0)
+        batcher.enqueue(image(), clock[0] + 1.5)  # enough time left: admitted
+        assert batcher.depth == 9
+
+    asyncio.run(body())
+
+
+def test_max_queue_wait_bounds_every_admitted_wait() -> None:
+    async def body() -> None:
+        batcher, clock = batcher_with_costs(max_wait_s=1.0)
+        admitted = 0
+        with pytest.raises(OverloadedError):
+            for _ in range(100):
+                batcher.enqueue(image(), clock[0] + FAR)
+                admitted += 1
+        assert admitted == 8  # the 9th would wait 1.2 s > 1.0 s
+
+    asyncio.run(body())
+
+
+def test_more_workers_drain_the_queue_faster() -> None:
+    async def body() -> None:
+        batcher, clock = batcher_with_costs(None, workers=2)
+        for _ in range(8):
+            batcher.enqueue(image(), clock[0] + FAR)
+        assert batcher.estimated_wait_s() == pytest.approx(0.8)
+
+    asyncio.run(body())
+
+
+def test_without_measured_costs_only_the_count_bounds_the_queue() -> None:
+    async def body() -> None:
+        batcher = DynamicBatcher("m", 4, 0.0, 3, max_queue_wait_s=0.001)
+        for _ in range(3):
+            batcher.enqueue(image(), 1e12)
+        with pytest.raises(OverloadedError, match="max_queue_size"):
+            batcher.enqueue(image(), 1e12)
+
+    asyncio.run(body())
