@@ -30,6 +30,7 @@ from maskserve.options import SegmentOptions
 
 from . import schemas
 from .errors import RETRY_AFTER_S, PayloadTooLargeError, code_of, message_of, status_of
+from .oip_http import add_oip_routes
 
 if TYPE_CHECKING:
     from maskserve.metrics import Metrics
@@ -243,6 +244,7 @@ def create_rest_app(
     add("/healthz", api.healthz, methods=["GET"], response_model=schemas.Status)
     add("/readyz", api.readyz, methods=["GET"], response_model=schemas.Status)
     add("/metrics", api.metrics_text, methods=["GET"], response_class=Response)
+    add_oip_routes(app, service, settings)  # the Open Inference Protocol, same service
     _add_error_handlers(app, service, settings.overload_status)
     return app
 
