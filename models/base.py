@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .types import Detections
+from maskserve.models.types import Detections
 
 
 @dataclass(frozen=True)

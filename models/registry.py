@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .base import Backend
+from maskserve.models.base import Backend
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 DEFAULT_MODEL = "yolact_shapes"

@@ -24,13 +24,13 @@ import uvicorn
 from fastapi import FastAPI
 from grpc_health.v1 import health
 
-from .api.grpc_servicer import create_grpc_server, set_serving
-from .api.rest import create_rest_app
-from .auth import ApiKeyInterceptor, ApiKeyMiddleware, ApiKeys
-from .metrics import Metrics
-from .service import SegmentationService
-from .settings import Settings
-from .tls import TlsFiles
+from maskserve.api.grpc_servicer import create_grpc_server, set_serving
+from maskserve.api.rest import create_rest_app
+from maskserve.auth import ApiKeyInterceptor, ApiKeyMiddleware, ApiKeys
+from maskserve.metrics import Metrics
+from maskserve.service import SegmentationService
+from maskserve.settings import Settings
+from maskserve.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from .metrics import Metrics
+from maskserve.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -35,11 +35,15 @@ from typing import Any
 
 import numpy as np
 
+from maskserve.batch_cost import BatchCostModel
+from maskserve.errors import (
+    DeadlineExceededError,
+    MaskserveError,
+    ModelNotReadyError,
+    OverloadedError,
+)
+from maskserve.metrics import Metrics
 from maskserve.models.types import Detections
-
-from .batch_cost import BatchCostModel
-from .errors import DeadlineExceededError, MaskserveError, ModelNotReadyError, OverloadedError
-from .metrics import Metrics
 
 ARRIVAL_WAIT_FRACTION = 1 / 3
 MIN_GAPS = 4

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from . import evaluate, export, predict, serve
-from .errors import MaskserveError
+from maskserve import evaluate, export, predict, serve
+from maskserve.errors import MaskserveError
 
 
 def _version() -> str:

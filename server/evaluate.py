@@ -14,9 +14,8 @@ import torch
 from maskserve.auto_backend import build_any
 from maskserve.models.base import Backend
 from maskserve.models.registry import DEFAULT_MODEL, find_model
-
-from .options import SegmentOptions
-from .results import build_result, select
+from maskserve.options import SegmentOptions
+from maskserve.results import build_result, select
 
 HELD_OUT_SEED = 2026
 

@@ -19,8 +19,7 @@ from typing import Any
 
 from maskserve.models.base import Backend
 from maskserve.models.tomlwrite import dumps
-
-from .predict import add_model_source_arguments, load_backend
+from maskserve.predict import add_model_source_arguments, load_backend
 
 FOLDER_WEIGHTS = "model.onnx"
 
@@ -152,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     report = EXPORTERS[family](backend, options)
     print_report(report)
     if args.int8:
-        from .export_int8 import quantize_export
+        from maskserve.export_int8 import quantize_export
 
         quantized = quantize_export(out, backend, report, args.calibration_images)
         sys.stdout.write("".join(line + "\n" for line in quantized.lines()))

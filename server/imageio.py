@@ -23,7 +23,7 @@ try:
 except ImportError:  # deprecated in torchvision 0.29; Pillow decodes everything without it
     decode_jpeg = None
 
-from .errors import ImageTooLargeError, InvalidImageError
+from maskserve.errors import ImageTooLargeError, InvalidImageError
 
 DEFAULT_MAX_PIXELS = 40_000_000
 MAX_SIDE = 30_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import InvalidOptionError
+from maskserve.errors import InvalidOptionError
 
 MaskFormat = Literal["rle", "none"]
 MAX_DETECTIONS_LIMIT = 100

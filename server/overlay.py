@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .masks.rle_string import decompress_counts
+from maskserve.masks.rle_string import decompress_counts
 
 MASK_ALPHA = 0.5
 

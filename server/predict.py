@@ -11,15 +11,14 @@ from pathlib import Path
 import torch
 
 from maskserve.auto_backend import build_any
+from maskserve.imageio import decode_image
 from maskserve.models.base import Backend
 from maskserve.models.registry import DEFAULT_MODEL, find_model
 from maskserve.models.yolact.backend import YolactBackend
 from maskserve.models.yolact.checkpoint import load_yolact, read_state_dict
-
-from .imageio import decode_image
-from .options import SegmentOptions
-from .overlay import draw_overlay
-from .results import ImageResult, build_result, select
+from maskserve.options import SegmentOptions
+from maskserve.overlay import draw_overlay
+from maskserve.results import ImageResult, build_result, select
 
 DEFAULT_SCORE_THRESHOLD = 0.3
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskserve.models.registry import ModelSpec
-
-from .settings import ModelSettings, Settings, SettingsError
+from maskserve.settings import ModelSettings, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import torch
 
+from maskserve.masks import encode_detections
 from maskserve.models.types import Detections
-
-from .masks import encode_detections
-from .options import SegmentOptions
+from maskserve.options import SegmentOptions
 
 
 @dataclass

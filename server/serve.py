@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .allocator import retain_freed_memory
-from .logging_setup import configure_logging
-from .settings import ENV_PREFIX, Settings, specs
-from .settings_fields import env_of, flag_of
+from maskserve.allocator import retain_freed_memory
+from maskserve.logging_setup import configure_logging
+from maskserve.settings import ENV_PREFIX, Settings, specs
+from maskserve.settings_fields import env_of, flag_of
 
 DESCRIPTION = """Serve every model of the repository over REST (HTTP) and gRPC.
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if settings.retain_freed_memory:
         retain_freed_memory()  # see server/allocator.py: fewer page faults per forward
-    from .app import serve  # the server stack loads only for this subcommand
+    from maskserve.app import serve  # the server stack loads only for this subcommand
 
     try:
         return asyncio.run(serve(settings))

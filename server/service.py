@@ -26,27 +26,26 @@ from typing import Any, TypeVar
 
 import torch
 
-from maskserve.models.base import ModelInfo
-from maskserve.models.types import Detections
-
-from .auto_backend import build_any
-from .batch_cost import BatchCostModel
-from .batching import DynamicBatcher
-from .cpu_share import CoreShare
-from .errors import (
+from maskserve.auto_backend import build_any
+from maskserve.batch_cost import BatchCostModel
+from maskserve.batching import DynamicBatcher
+from maskserve.cpu_share import CoreShare
+from maskserve.errors import (
     DeadlineExceededError,
     InvalidOptionError,
     MaskserveError,
     ModelNotFoundError,
     ModelNotReadyError,
 )
-from .imageio import decode_image
-from .metrics import Metrics
-from .options import SegmentOptions
-from .repository import ModelEntry, scan_repository
-from .results import ImageResult, build_result, select
-from .settings import Settings
-from .workers import BackendBuilder, Worker, available_cores, configure_cpu_threads
+from maskserve.imageio import decode_image
+from maskserve.metrics import Metrics
+from maskserve.models.base import ModelInfo
+from maskserve.models.types import Detections
+from maskserve.options import SegmentOptions
+from maskserve.repository import ModelEntry, scan_repository
+from maskserve.results import ImageResult, build_result, select
+from maskserve.settings import Settings
+from maskserve.workers import BackendBuilder, Worker, available_cores, configure_cpu_threads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 
-from .settings import Settings
-from .settings_fields import SettingsError
+from maskserve.settings import Settings
+from maskserve.settings_fields import SettingsError
 
 
 @dataclass(frozen=True)

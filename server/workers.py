@@ -32,14 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from maskserve.batching import BatchItem, DynamicBatcher, ItemOutcome
+from maskserve.cpu_share import CoreShare
+from maskserve.errors import InferenceError, ModelNotReadyError
+from maskserve.metrics import Metrics
 from maskserve.models.base import Backend
 from maskserve.models.registry import ModelSpec
 from maskserve.models.types import Detections
-
-from .batching import BatchItem, DynamicBatcher, ItemOutcome
-from .cpu_share import CoreShare
-from .errors import InferenceError, ModelNotReadyError
-from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 

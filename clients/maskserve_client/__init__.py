@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import MaskserveClientError
-from .rest import AsyncClient, Client
-from .retry import NO_RETRY, RetryPolicy
-from .types import Batching, Detection, ModelInfo, Rle, SegmentResult, StreamResult
+from maskserve_client.errors import MaskserveClientError
+from maskserve_client.rest import AsyncClient, Client
+from maskserve_client.retry import NO_RETRY, RetryPolicy
+from maskserve_client.types import Batching, Detection, ModelInfo, Rle, SegmentResult, StreamResult
 
 if TYPE_CHECKING:
-    from .grpc import AsyncGrpcClient, GrpcClient
+    from maskserve_client.grpc import AsyncGrpcClient, GrpcClient
 
 __version__ = "0.1.0"
 
@@ -39,7 +39,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """The gRPC clients load grpcio and the generated code only when first used."""
     if name in ("GrpcClient", "AsyncGrpcClient"):
-        from . import grpc as grpc_module
+        from maskserve_client import grpc as grpc_module
 
         return getattr(grpc_module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

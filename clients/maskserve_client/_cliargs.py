@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .types import DEFAULT_MODEL
+from maskserve_client.types import DEFAULT_MODEL
 
 
 def unit_interval(text: str) -> float:

@@ -8,9 +8,9 @@ from typing import Any, Literal
 import grpc
 import numpy as np
 
-from .errors import MaskserveClientError
-from .gen import segment_pb2 as pb
-from .types import Batching, Detection, ModelInfo, Rle, SegmentResult
+from maskserve_client.errors import MaskserveClientError
+from maskserve_client.gen import segment_pb2 as pb
+from maskserve_client.types import Batching, Detection, ModelInfo, Rle, SegmentResult
 
 GrpcMaskFormat = Literal["rle", "runs", "none"]
 

@@ -6,10 +6,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
-from ._convert import GrpcMaskFormat, frame_error_of, options_message, result_of
-from .gen import segment_pb2 as pb
-from .images import ImageInput, image_bytes
-from .types import StreamResult
+from maskserve_client._convert import GrpcMaskFormat, frame_error_of, options_message, result_of
+from maskserve_client.gen import segment_pb2 as pb
+from maskserve_client.images import ImageInput, image_bytes
+from maskserve_client.types import StreamResult
 
 #: ``(frame_id, image)``: the id is echoed on the frame's result.
 Frame = tuple[int, ImageInput]

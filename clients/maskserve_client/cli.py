@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__, cli_segment, cli_stream
+from maskserve_client import __version__, cli_segment, cli_stream
 
 
 def build_parser() -> argparse.ArgumentParser:

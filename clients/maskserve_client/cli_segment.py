@@ -12,12 +12,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ._cliargs import add_options, positive_int
-from .errors import MaskserveClientError
-from .images import OCTET_STREAM, load_rgb, media_type
-from .overlay import save_overlay
-from .rest import DEFAULT_URL, Client
-from .retry import RetryPolicy
+from maskserve_client._cliargs import add_options, positive_int
+from maskserve_client.errors import MaskserveClientError
+from maskserve_client.images import OCTET_STREAM, load_rgb, media_type
+from maskserve_client.overlay import save_overlay
+from maskserve_client.rest import DEFAULT_URL, Client
+from maskserve_client.retry import RetryPolicy
 
 OVERLAY_SUFFIX = ".overlay.png"
 

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ._cliargs import add_options, positive_float, positive_int
-from .errors import MaskserveClientError
-from .grpc import DEFAULT_TARGET, Frame, GrpcClient
-from .types import StreamResult
+from maskserve_client._cliargs import add_options, positive_float, positive_int
+from maskserve_client.errors import MaskserveClientError
+from maskserve_client.grpc import DEFAULT_TARGET, Frame, GrpcClient
+from maskserve_client.types import StreamResult
 
 VIDEO_EXTRA_HINT = "pip install 'maskserve-client[video]' (or opencv-python-headless)"
 

@@ -16,7 +16,7 @@ from typing import Any, Self
 import grpc
 import grpc.aio
 
-from ._convert import (
+from maskserve_client._convert import (
     HTTP_STATUS,
     GrpcMaskFormat,
     error_of,
@@ -25,13 +25,13 @@ from ._convert import (
     result_of,
     retry_after_of,
 )
-from ._streaming import Frame, StreamState, as_async, first_frame
-from .errors import MaskserveClientError
-from .gen import segment_pb2 as pb
-from .gen.segment_pb2_grpc import SegmentationStub
-from .images import ImageInput, image_bytes
-from .retry import RetryPolicy
-from .types import DEFAULT_MODEL, ModelInfo, SegmentResult, StreamResult
+from maskserve_client._streaming import Frame, StreamState, as_async, first_frame
+from maskserve_client.errors import MaskserveClientError
+from maskserve_client.gen import segment_pb2 as pb
+from maskserve_client.gen.segment_pb2_grpc import SegmentationStub
+from maskserve_client.images import ImageInput, image_bytes
+from maskserve_client.retry import RetryPolicy
+from maskserve_client.types import DEFAULT_MODEL, ModelInfo, SegmentResult, StreamResult
 
 __all__ = ["HTTP_STATUS", "MAX_MESSAGE_BYTES", "AsyncGrpcClient", "Frame", "GrpcClient"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .types import Detection, SegmentResult
+from maskserve_client.types import Detection, SegmentResult
 
 MASK_OPACITY = 0.45
 BOX_WIDTH = 2

@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import MaskserveClientError
-from .images import ImageInput, encode_image
-from .retry import RetryPolicy
-from .types import DEFAULT_MODEL, ModelInfo, SegmentResult
+from maskserve_client.errors import MaskserveClientError
+from maskserve_client.images import ImageInput, encode_image
+from maskserve_client.retry import RetryPolicy
+from maskserve_client.types import DEFAULT_MODEL, ModelInfo, SegmentResult
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 30.0

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from . import rle
-from .errors import MaskserveClientError
+from maskserve_client import rle
+from maskserve_client.errors import MaskserveClientError
 
 Box = tuple[float, float, float, float]
 

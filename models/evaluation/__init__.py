@@ -1,6 +1,6 @@
 """Accuracy evaluation of instance-segmentation models (COCO mask and box AP)."""
 
-from .coco_eval import (
+from maskserve.models.evaluation.coco_eval import (
     METRIC_KEYS,
     Predictor,
     evaluate_model,
@@ -8,7 +8,7 @@ from .coco_eval import (
     read_rgb,
     to_coco_results,
 )
-from .recall import shapes_found
+from maskserve.models.evaluation.recall import shapes_found
 
 __all__ = [
     "METRIC_KEYS",

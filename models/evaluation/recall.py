@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..synthetic import generate_sample
-from .coco_eval import Predictor
+from maskserve.models.evaluation.coco_eval import Predictor
+from maskserve.models.synthetic import generate_sample
 
 MATCH_IOU = 0.5
 

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from torchvision.models.detection import MaskRCNN
 
-from ..base import ModelInfo
-from ..registry import ModelSpec
-from ..types import Detections
-from .checkpoint import load_maskrcnn
-from .config import MaskRcnnConfig, config_from_dict
-from .predictor import MaskRcnnPredictor
+from maskserve.models.base import ModelInfo
+from maskserve.models.maskrcnn.checkpoint import load_maskrcnn
+from maskserve.models.maskrcnn.config import MaskRcnnConfig, config_from_dict
+from maskserve.models.maskrcnn.predictor import MaskRcnnPredictor
+from maskserve.models.registry import ModelSpec
+from maskserve.models.types import Detections
 
 
 def model_info(
@@ -66,7 +66,7 @@ def maskrcnn_backend_factory(
 ) -> MaskRcnnBackend:
     threshold = float(spec.settings.get("score_threshold", 0.0))
     if spec.settings.get("backend", "torch") == "onnxruntime":
-        from .onnx_backend import MaskRcnnOnnxBackend
+        from maskserve.models.maskrcnn.onnx_backend import MaskRcnnOnnxBackend
 
         return MaskRcnnOnnxBackend.from_spec(spec, device, threshold)
     model, config = load_maskrcnn(spec.weights, config_from_table(spec.table))

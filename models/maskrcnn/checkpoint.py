@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from torchvision.models.detection import MaskRCNN
 
-from ..yolact.checkpoint import CheckpointError, compare_shapes, read_state_dict
-from .config import MaskRcnnConfig, get_config
-from .network import build_maskrcnn
+from maskserve.models.maskrcnn.config import MaskRcnnConfig, get_config
+from maskserve.models.maskrcnn.network import build_maskrcnn
+from maskserve.models.yolact.checkpoint import CheckpointError, compare_shapes, read_state_dict
 
 log = logging.getLogger(__name__)
 

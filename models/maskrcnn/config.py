@@ -12,7 +12,7 @@ from typing import Any
 
 from torchvision.models._meta import _COCO_CATEGORIES
 
-from ..yolact.config import BackboneConfig
+from maskserve.models.yolact.config import BackboneConfig
 
 ARCHS = ("resnet50_fpn", "resnet50_fpn_v2", "slim_resnet_fpn")
 BATCH_PADDINGS = ("shared", "per_image")

@@ -38,8 +38,8 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import box_iou
 
-from ..onnxrt.metadata import base_metadata, write_metadata
-from .config import MaskRcnnConfig, config_to_dict
+from maskserve.models.maskrcnn.config import MaskRcnnConfig, config_to_dict
+from maskserve.models.onnxrt.metadata import base_metadata, write_metadata
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def verify_export(
     Detections are paired by IoU (same label, greedy in eager score order), not by
     index: near-tied scores can come out in a different order.
     """
-    from ..onnxrt.session import OrtRunner
+    from maskserve.models.onnxrt.session import OrtRunner
 
     runner = OrtRunner(path, "cpu")
     diffs = {"boxes": 0.0, "scores": 0.0, "masks": 0.0}

@@ -24,9 +24,9 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
-from ..yolact.backbones import ResNetBackbone
-from ..yolact.config import BackboneConfig
-from .config import MaskRcnnConfig
+from maskserve.models.maskrcnn.config import MaskRcnnConfig
+from maskserve.models.yolact.backbones import ResNetBackbone
+from maskserve.models.yolact.config import BackboneConfig
 
 FPN_LEVELS = ("0", "1", "2", "3")
 

@@ -22,16 +22,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..base import ModelInfo
-from ..onnxrt.metadata import read_config
-from ..onnxrt.quantize import PRECISION_KEY
-from ..onnxrt.session import OrtError, OrtRunner
-from ..registry import ModelSpec
-from ..types import Detections
-from .backend import model_info
-from .config import MaskRcnnConfig, config_from_dict
-from .export import FAMILY, INPUT_NAME, OUTPUT_NAMES
-from .predictor import reported_labels, to_detections, to_model_input
+from maskserve.models.base import ModelInfo
+from maskserve.models.maskrcnn.backend import model_info
+from maskserve.models.maskrcnn.config import MaskRcnnConfig, config_from_dict
+from maskserve.models.maskrcnn.export import FAMILY, INPUT_NAME, OUTPUT_NAMES
+from maskserve.models.maskrcnn.predictor import reported_labels, to_detections, to_model_input
+from maskserve.models.onnxrt.metadata import read_config
+from maskserve.models.onnxrt.quantize import PRECISION_KEY
+from maskserve.models.onnxrt.session import OrtError, OrtRunner
+from maskserve.models.registry import ModelSpec
+from maskserve.models.types import Detections
 
 log = logging.getLogger(__name__)
 

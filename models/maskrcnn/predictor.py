@@ -18,8 +18,8 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.transform import resize_boxes
 
-from ..types import Detections
-from .config import UNUSED_LABEL, MaskRcnnConfig
+from maskserve.models.maskrcnn.config import UNUSED_LABEL, MaskRcnnConfig
+from maskserve.models.types import Detections
 
 
 class MaskRcnnPredictor:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import onnx
 import torch
 
-from .session import OrtError
+from maskserve.models.onnxrt.session import OrtError
 
 Config = TypeVar("Config")
 

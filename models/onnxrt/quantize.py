@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .metadata import write_metadata
+from maskserve.models.onnxrt.metadata import write_metadata
 
 PRECISION_KEY = "precision"
 CALIBRATION_SEED = 7  # not the held-out seed (2026) of `maskserve evaluate`

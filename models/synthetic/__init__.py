@@ -4,9 +4,9 @@
 at 320×320); ``write_coco_dataset`` saves a fixed set in COCO format for evaluation.
 """
 
-from .coco import categories, encode_mask, write_coco_dataset
-from .generator import Sample, generate_sample, make_batch
-from .shapes import SHAPE_CLASSES
+from maskserve.models.synthetic.coco import categories, encode_mask, write_coco_dataset
+from maskserve.models.synthetic.generator import Sample, generate_sample, make_batch
+from maskserve.models.synthetic.shapes import SHAPE_CLASSES
 
 __all__ = [
     "SHAPE_CLASSES",

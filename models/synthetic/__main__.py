@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from .coco import write_coco_dataset
+from maskserve.models.synthetic.coco import write_coco_dataset
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .generator import Sample, generate_sample
-from .shapes import SHAPE_CLASSES
+from maskserve.models.synthetic.generator import Sample, generate_sample
+from maskserve.models.synthetic.shapes import SHAPE_CLASSES
 
 IMAGES_DIR = "images"
 ANNOTATIONS_FILE = "annotations.json"

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .paint import add_distractors, background, shape_fill
-from .shapes import Stamp, random_stamp
+from maskserve.models.synthetic.paint import add_distractors, background, shape_fill
+from maskserve.models.synthetic.shapes import Stamp, random_stamp
 
 MIN_VISIBLE_PIXELS = 30
 MIN_VISIBLE_FRACTION = 0.4

@@ -21,13 +21,13 @@ import torch
 from safetensors.torch import save_file
 from torchvision.models.detection import MaskRCNN
 
-from ..maskrcnn.config import MaskRcnnConfig, config_to_dict
-from ..maskrcnn.network import build_maskrcnn
-from ..synthetic import SHAPE_CLASSES, generate_sample
-from ..synthetic.generator import Sample
-from ..tomlwrite import dumps
-from ..yolact.checkpoint import read_state_dict
-from .train_yolact import learning_rate, random_size, shapes_config
+from maskserve.models.maskrcnn.config import MaskRcnnConfig, config_to_dict
+from maskserve.models.maskrcnn.network import build_maskrcnn
+from maskserve.models.synthetic import SHAPE_CLASSES, generate_sample
+from maskserve.models.synthetic.generator import Sample
+from maskserve.models.tomlwrite import dumps
+from maskserve.models.training.train_yolact import learning_rate, random_size, shapes_config
+from maskserve.models.yolact.checkpoint import read_state_dict
 
 log = logging.getLogger("train_maskrcnn")
 SERVED_SCORE_THRESHOLD = 0.5

@@ -20,15 +20,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..synthetic import SHAPE_CLASSES, generate_sample
-from ..synthetic.generator import Sample
-from ..tomlwrite import dumps
-from ..yolact.checkpoint import read_state_dict, save_safetensors
-from ..yolact.config import BackboneConfig, YolactConfig
-from ..yolact.config_io import config_to_dict
-from ..yolact.network import RawOutputs, Yolact
-from ..yolact.preprocess import preprocess_images
-from .yolact_loss import Target, yolact_loss
+from maskserve.models.synthetic import SHAPE_CLASSES, generate_sample
+from maskserve.models.synthetic.generator import Sample
+from maskserve.models.tomlwrite import dumps
+from maskserve.models.training.yolact_loss import Target, yolact_loss
+from maskserve.models.yolact.checkpoint import read_state_dict, save_safetensors
+from maskserve.models.yolact.config import BackboneConfig, YolactConfig
+from maskserve.models.yolact.config_io import config_to_dict
+from maskserve.models.yolact.network import RawOutputs, Yolact
+from maskserve.models.yolact.preprocess import preprocess_images
 
 log = logging.getLogger("train_yolact")
 SERVED_SCORE_THRESHOLD = 0.3  # the server's default for requests that name none

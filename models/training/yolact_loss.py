@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..yolact.assemble import crop_bounds
-from ..yolact.detect import VARIANCES
-from ..yolact.network import RawOutputs
+from maskserve.models.yolact.assemble import crop_bounds
+from maskserve.models.yolact.detect import VARIANCES
+from maskserve.models.yolact.network import RawOutputs
 
 POSITIVE_IOU = 0.5
 NEGATIVE_IOU = 0.4

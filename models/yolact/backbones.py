@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import deform_conv2d
 
-from .config import BackboneConfig
+from maskserve.models.yolact.config import BackboneConfig
 
 
 class ModulatedDeformConv(nn.Module):

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..base import Backend, ModelInfo
-from ..registry import ModelSpec
-from ..types import Detections
-from .checkpoint import load_yolact
-from .config import get_config
-from .config_io import config_from_dict
-from .network import Yolact
-from .predictor import YolactPredictor
+from maskserve.models.base import Backend, ModelInfo
+from maskserve.models.registry import ModelSpec
+from maskserve.models.types import Detections
+from maskserve.models.yolact.checkpoint import load_yolact
+from maskserve.models.yolact.config import get_config
+from maskserve.models.yolact.config_io import config_from_dict
+from maskserve.models.yolact.network import Yolact
+from maskserve.models.yolact.predictor import YolactPredictor
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def yolact_backend_factory(spec: ModelSpec, device: torch.device, dtype: torch.d
     threshold = float(spec.settings.get("score_threshold", 0.0))
     kind = spec.settings.get("backend", "torch")
     if kind == "onnxruntime":
-        from .onnx_backend import YolactOnnxBackend
+        from maskserve.models.yolact.onnx_backend import YolactOnnxBackend
 
         backend = YolactOnnxBackend(spec.weights, spec.name, device, threshold, table)
         if backend.dtype != dtype:

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import CONFIGS, YolactConfig, get_config
-from .network import Yolact
+from maskserve.models.yolact.config import CONFIGS, YolactConfig, get_config
+from maskserve.models.yolact.network import Yolact
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
-from .config import BackboneConfig, YolactConfig
+from maskserve.models.yolact.config import BackboneConfig, YolactConfig
 
 _TUPLE_OF_TUPLES = {"anchor_scales"}
 

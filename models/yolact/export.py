@@ -31,10 +31,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..onnxrt.metadata import base_metadata, write_metadata
-from .config import YolactConfig
-from .config_io import config_to_dict
-from .network import Yolact
+from maskserve.models.onnxrt.metadata import base_metadata, write_metadata
+from maskserve.models.yolact.config import YolactConfig
+from maskserve.models.yolact.config_io import config_to_dict
+from maskserve.models.yolact.network import Yolact
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def verify_export(
     The input is seeded noise at the graph's dtype (the model's parameters' dtype).
     The re-scoring graph, if any, is compared on seeded soft masks as ``maskiou``.
     """
-    from ..onnxrt.session import OrtRunner
+    from maskserve.models.onnxrt.session import OrtRunner
 
     path = Path(path)
     dtype = next(model.parameters()).dtype

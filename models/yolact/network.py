@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .backbones import build_backbone
-from .config import YolactConfig
-from .heads import FPN, MaskIoUNet, PredictionHead, build_protonet
-from .priors import make_priors
+from maskserve.models.yolact.backbones import build_backbone
+from maskserve.models.yolact.config import YolactConfig
+from maskserve.models.yolact.heads import FPN, MaskIoUNet, PredictionHead, build_protonet
+from maskserve.models.yolact.priors import make_priors
 
 
 @dataclass

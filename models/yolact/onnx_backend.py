@@ -17,17 +17,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..base import ModelInfo
-from ..onnxrt.metadata import read_config
-from ..onnxrt.quantize import PRECISION_KEY
-from ..onnxrt.session import OrtError, OrtRunner
-from ..types import Detections
-from .config import YolactConfig
-from .config_io import config_from_dict
-from .export import FAMILY, INPUT_NAME, MASKIOU_INPUT, MASKIOU_OUTPUT, OUTPUT_NAMES, maskiou_path
-from .network import RawOutputs
-from .predictor import YolactPostprocess
-from .preprocess import preprocess_images
+from maskserve.models.base import ModelInfo
+from maskserve.models.onnxrt.metadata import read_config
+from maskserve.models.onnxrt.quantize import PRECISION_KEY
+from maskserve.models.onnxrt.session import OrtError, OrtRunner
+from maskserve.models.types import Detections
+from maskserve.models.yolact.config import YolactConfig
+from maskserve.models.yolact.config_io import config_from_dict
+from maskserve.models.yolact.export import (
+    FAMILY,
+    INPUT_NAME,
+    MASKIOU_INPUT,
+    MASKIOU_OUTPUT,
+    OUTPUT_NAMES,
+    maskiou_path,
+)
+from maskserve.models.yolact.network import RawOutputs
+from maskserve.models.yolact.predictor import YolactPostprocess
+from maskserve.models.yolact.preprocess import preprocess_images
 
 log = logging.getLogger(__name__)
 

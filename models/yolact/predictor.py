@@ -12,12 +12,12 @@ from dataclasses import replace
 
 import torch
 
-from ..types import Detections
-from .assemble import assemble_masks, boxes_to_pixels
-from .config import YolactConfig
-from .detect import ImageDetections, detect_image
-from .network import RawOutputs, Yolact
-from .preprocess import ImageInput, preprocess_images
+from maskserve.models.types import Detections
+from maskserve.models.yolact.assemble import assemble_masks, boxes_to_pixels
+from maskserve.models.yolact.config import YolactConfig
+from maskserve.models.yolact.detect import ImageDetections, detect_image
+from maskserve.models.yolact.network import RawOutputs, Yolact
+from maskserve.models.yolact.preprocess import ImageInput, preprocess_images
 
 MaskIoUScorer = Callable[[torch.Tensor], torch.Tensor]
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import YolactConfig
+from maskserve.models.yolact.config import YolactConfig
 
 ImageInput = np.ndarray | torch.Tensor
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .config import YolactConfig
+from maskserve.models.yolact.config import YolactConfig
 
 
 def make_priors(

@@ -43,10 +43,10 @@ from collections.abc import Sequence
 import torch
 from torchvision.ops import roi_align
 
-from ..types import Detections
-from ..yolact.assemble import assemble_masks
-from .decode import Candidates, boxes_to_original
-from .preprocess import Letterbox
+from maskserve.models.types import Detections
+from maskserve.models.yolact.assemble import assemble_masks
+from maskserve.models.yoloseg.decode import Candidates, boxes_to_original
+from maskserve.models.yoloseg.preprocess import Letterbox
 
 MASK_THRESHOLD = 0.5
 

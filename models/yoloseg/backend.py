@@ -29,14 +29,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..base import ModelInfo
-from ..onnxrt.session import OrtRunner
-from ..registry import ModelSpec
-from ..types import Detections
-from .assemble import assemble_image
-from .decode import Layout, decode, detect_layout
-from .metadata import YolosegMeta, YolosegMetadataError, apply_overrides, parse_metadata
-from .preprocess import letterbox_images
+from maskserve.models.base import ModelInfo
+from maskserve.models.onnxrt.session import OrtRunner
+from maskserve.models.registry import ModelSpec
+from maskserve.models.types import Detections
+from maskserve.models.yoloseg.assemble import assemble_image
+from maskserve.models.yoloseg.decode import Layout, decode, detect_layout
+from maskserve.models.yoloseg.metadata import (
+    YolosegMeta,
+    YolosegMetadataError,
+    apply_overrides,
+    parse_metadata,
+)
+from maskserve.models.yoloseg.preprocess import letterbox_images
 
 _ONNX_FLOAT_TYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
 

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from torchvision.ops import batched_nms
 
-from .preprocess import Letterbox
+from maskserve.models.yoloseg.preprocess import Letterbox
 
 Layout = Literal["dense", "end2end"]
 MAX_NMS = 30000  # Ultralytics' pre-NMS cap

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from maskserve.api.gen import segment_pb2 as pb
 from maskserve.errors import InvalidOptionError
 from maskserve.masks import decompress_counts
 from maskserve.models.base import ModelInfo
 from maskserve.options import SegmentOptions
 from maskserve.results import DetectionResult, ImageResult
-
-from .gen import segment_pb2 as pb
 
 _MASK_FORMATS = {pb.RLE_COMPRESSED: "rle", pb.RLE_RAW_RUNS: "rle", pb.NONE: "none"}
 

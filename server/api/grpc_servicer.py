@@ -11,13 +11,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from maskserve.api.errors import RETRY_AFTER_S, code_of, message_of, status_of
+from maskserve.api.gen import segment_pb2 as pb
+from maskserve.api.gen import segment_pb2_grpc as pb_grpc
+from maskserve.api.grpc_codec import model_info_to_proto, options_from_proto, result_to_proto
+from maskserve.api.grpc_stream import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING, FrameStream
 from maskserve.errors import MaskserveError
-
-from .errors import RETRY_AFTER_S, code_of, message_of, status_of
-from .gen import segment_pb2 as pb
-from .gen import segment_pb2_grpc as pb_grpc
-from .grpc_codec import model_info_to_proto, options_from_proto, result_to_proto
-from .grpc_stream import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING, FrameStream
 
 if TYPE_CHECKING:
     from maskserve.service import SegmentationService

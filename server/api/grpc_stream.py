@@ -22,11 +22,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from maskserve.api.errors import code_of, message_of, status_of
+from maskserve.api.gen import segment_pb2 as pb
+from maskserve.api.grpc_codec import options_from_proto, result_to_proto
 from maskserve.options import SegmentOptions
-
-from .errors import code_of, message_of, status_of
-from .gen import segment_pb2 as pb
-from .grpc_codec import options_from_proto, result_to_proto
 
 if TYPE_CHECKING:
     from maskserve.service import SegmentationService

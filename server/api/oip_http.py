@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from maskserve.api.errors import PayloadTooLargeError, message_of, status_of
+from maskserve.api.oip_tensors import INPUT, OUTPUTS, encode_response, parse_request
 from maskserve.errors import InvalidOptionError, MaskserveError
 from maskserve.options import SegmentOptions
-
-from .errors import PayloadTooLargeError, message_of, status_of
-from .oip_tensors import INPUT, OUTPUTS, encode_response, parse_request
 
 if TYPE_CHECKING:
     from maskserve.service import SegmentationService

@@ -20,6 +20,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from maskserve.api import schemas
+from maskserve.api.errors import RETRY_AFTER_S, PayloadTooLargeError, code_of, message_of, status_of
+from maskserve.api.oip_http import add_oip_routes
 from maskserve.errors import (
     InvalidImageError,
     InvalidOptionError,
@@ -27,10 +30,6 @@ from maskserve.errors import (
     UnsupportedMediaTypeError,
 )
 from maskserve.options import SegmentOptions
-
-from . import schemas
-from .errors import RETRY_AFTER_S, PayloadTooLargeError, code_of, message_of, status_of
-from .oip_http import add_oip_routes
 
 if TYPE_CHECKING:
     from maskserve.metrics import Metrics
