@@ -162,11 +162,12 @@ class Settings:
         "(max_batch_size stays the upper bound)",
     )
     max_queue_wait_s: float = setting(
-        5.0,
+        0.0,
         number(float),
         check=at_least(0),
         help="refuse at once (503) a request whose estimated wait for its answer, from the "
-        "measured batch costs, exceeds this or its deadline (0: deadline only)",
+        "measured batch costs, exceeds this (0: only its deadline bounds the wait, and a "
+        "request that cannot meet it is refused at once instead of timing out in the queue)",
     )
     share_cpu_cores: bool = setting(
         True,
