@@ -5,7 +5,7 @@ The runtime lives in ``server/`` (import name ``maskserve``) and the networks in
 project's design card, the import names keep site-packages tidy.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 FOLDERS = {"maskserve": "server", "maskserve.models": "models"}
 
@@ -14,7 +14,10 @@ def _packages() -> list[str]:
     names: list[str] = []
     for prefix, folder in FOLDERS.items():
         names.append(prefix)
-        names.extend(f"{prefix}.{sub}" for sub in find_packages(folder))
+        # namespace packages too: the data folders (zoo/<model>, synthetic/assets) are
+        # then declared packages, so setuptools ships their files without warnings
+        subs = find_namespace_packages(folder, exclude=["*__pycache__*"])
+        names.extend(f"{prefix}.{sub}" for sub in subs)
     return names
 
 
