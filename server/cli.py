@@ -53,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (MaskserveError, KeyError, FileNotFoundError, ValueError) as exc:
-        print(f"maskserve: error: {exc}", file=sys.stderr)
+        # a KeyError's str() is the repr of its message: print the message itself
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"maskserve: error: {message}", file=sys.stderr)
         return 2
 
 

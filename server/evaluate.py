@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from maskserve.auto_backend import build_any
+from maskserve.errors import MaskserveError
 from maskserve.models.base import Backend
 from maskserve.models.registry import DEFAULT_MODEL, find_model
 from maskserve.options import SegmentOptions
@@ -56,7 +57,13 @@ def predictor(backend: Backend) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from maskserve.models.evaluation import evaluate_model  # needs the [train] extra
+    try:
+        from maskserve.models.evaluation import evaluate_model  # needs the [train] extra
+    except ImportError as exc:
+        raise MaskserveError(
+            f"`maskserve evaluate` needs the train extra ({exc.name or exc} is missing): "
+            "pip install 'maskserve[train]'"
+        ) from None
 
     backend = build_any(find_model(args.model, args.model_repository), args.device, torch.float32)
     dataset = held_out_dataset(args.dataset, args.num, args.seed, args.size)
