@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from maskserve.api import schemas
 from maskserve.api.errors import RETRY_AFTER_S, PayloadTooLargeError, code_of, message_of, status_of
 from maskserve.api.oip_http import add_oip_routes
+from maskserve.api.ws_stream import add_stream_routes
 from maskserve.errors import (
     InvalidImageError,
     InvalidOptionError,
@@ -30,6 +31,7 @@ from maskserve.errors import (
     UnsupportedMediaTypeError,
 )
 from maskserve.options import SegmentOptions
+from maskserve.web import add_web_routes
 
 if TYPE_CHECKING:
     from maskserve.metrics import Metrics
@@ -244,6 +246,8 @@ def create_rest_app(
     add("/readyz", api.readyz, methods=["GET"], response_model=schemas.Status)
     add("/metrics", api.metrics_text, methods=["GET"], response_class=Response)
     add_oip_routes(app, service, settings)  # the Open Inference Protocol, same service
+    add_stream_routes(app, service, settings)  # WebSocket frame streams
+    add_web_routes(app, settings)  # the browser page at /
     _add_error_handlers(app, service, settings.overload_status)
     return app
 
