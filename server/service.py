@@ -45,6 +45,7 @@ from maskserve.options import SegmentOptions
 from maskserve.repository import ModelEntry, scan_repository
 from maskserve.results import ImageResult, build_result, select
 from maskserve.settings import Settings
+from maskserve.statistics import RequestTimes, Statistics
 from maskserve.workers import BackendBuilder, Worker, available_cores, configure_cpu_threads
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class SegmentationService:
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.statistics = Statistics()
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> SegmentationService:
@@ -215,6 +217,16 @@ class SegmentationService:
         """The models that loaded (and are serving), by name."""
         return [s.info for _, s in sorted(self._models.items()) if s.info is not None]
 
+    def model_states(self) -> list[tuple[str, str, str]]:
+        """(name, state, reason) of every model the repository named: READY, LOADING (not
+        warmed up yet, or the server is draining) or UNAVAILABLE (failed to load)."""
+        states = [
+            (name, "READY" if served.ready and not self._draining else "LOADING", "")
+            for name, served in self._models.items()
+        ]
+        states += [(name, "UNAVAILABLE", reason) for name, reason in self._failures.items()]
+        return sorted(states)
+
     def get_model(self, name: str) -> ModelInfo:
         served = self._lookup(name)
         assert served.info is not None
@@ -286,6 +298,8 @@ class SegmentationService:
             return await self._segment(model, image, options, deadline, began)
         except MaskserveError as exc:
             status = exc.code
+            if known:
+                self.statistics.record_failure(model, time.monotonic() - began)
             raise
         except asyncio.CancelledError:
             status = "cancelled"
@@ -305,6 +319,8 @@ class SegmentationService:
         known = model in self._models or model in self._failures
         label = model if known else UNKNOWN_MODEL_LABEL
         self.metrics.requests_total.labels(label, protocol, code).inc()
+        if known:
+            self.statistics.record_failure(model, 0.0)
 
     async def _segment(
         self,
@@ -325,6 +341,7 @@ class SegmentationService:
         try:
             async with asyncio.timeout(remaining):
                 pixels = await self._offload(decode_image, image, self.settings.max_pixels)
+                decode_s = time.monotonic() - began
                 finish = functools.partial(_postprocess, served.info, options)
                 outcome = await served.batcher.submit(pixels, deadline, finish)
                 finished = outcome.finished  # done on an idle worker's thread
@@ -342,6 +359,15 @@ class SegmentationService:
             "postprocess": post_s,
             "total": time.monotonic() - began,
         }
+        times = RequestTimes(
+            result.timings["total"],
+            outcome.queue_s,
+            decode_s,
+            outcome.inference_s,
+            post_s,
+            outcome.batch_size,
+        )
+        self.statistics.record_success(model, times)
         return result
 
     def _serving(self, model: str) -> ServedModel:

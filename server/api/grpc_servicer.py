@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 import grpc
@@ -12,10 +11,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from maskserve.api.errors import RETRY_AFTER_S, code_of, message_of, status_of
+from maskserve.api.gen import oip_service_pb2_grpc as oip_pb_grpc
 from maskserve.api.gen import segment_pb2 as pb
 from maskserve.api.gen import segment_pb2_grpc as pb_grpc
 from maskserve.api.grpc_codec import model_info_to_proto, options_from_proto, result_to_proto
+from maskserve.api.grpc_context import deadline_of
 from maskserve.api.grpc_stream import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING, FrameStream
+from maskserve.api.oip_grpc import OipServicer
 from maskserve.errors import MaskserveError
 
 if TYPE_CHECKING:
@@ -28,12 +30,6 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Segmentation"].full_name
 SKIP_STALE_METADATA = "skip-stale"
 ERROR_CODE_METADATA = "maskserve-error-code"
 RETRY_AFTER_METADATA = "retry-after-ms"
-
-
-def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
-    """The call's deadline as an absolute ``time.monotonic()`` (None when the client set none)."""
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
 
 
 class SegmentationServicer(pb_grpc.SegmentationServicer):
@@ -143,11 +139,11 @@ def create_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_SegmentationServicer_to_server(
-        SegmentationServicer(service, settings.overload_status), server
-    )
+    for register in GRPC_SERVICES:
+        register(server, service, settings)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+    # OIP's descriptors live in a private pool (see scripts/gen_protos): not reflected.
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
     address = _address(host if host is not None else settings.http_host, settings.grpc_port)
     try:
@@ -160,6 +156,28 @@ def create_grpc_server(
     if port == 0:
         raise OSError(f"gRPC server could not bind {address} (in use?)")
     return server, port
+
+
+def _add_segmentation(
+    server: grpc.aio.Server, service: SegmentationService, settings: Settings
+) -> None:
+    pb_grpc.add_SegmentationServicer_to_server(
+        SegmentationServicer(service, settings.overload_status), server
+    )
+
+
+def _add_oip(server: grpc.aio.Server, service: SegmentationService, settings: Settings) -> None:
+    oip_pb_grpc.add_GRPCInferenceServiceServicer_to_server(
+        OipServicer(service, settings.overload_status), server
+    )
+
+
+GRPC_SERVICES: list[Callable[[grpc.aio.Server, SegmentationService, Settings], None]] = [
+    _add_segmentation,
+    _add_oip,
+]
+"""The one seam for gRPC protocol adapters: each registers its servicer; all share the
+server's interceptors (authentication, ...)."""
 
 
 def _address(host: str, port: int) -> str:
