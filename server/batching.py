@@ -65,6 +65,16 @@ class ItemOutcome:
     finished: Any = None
 
 
+PRIORITY_LEVELS = 3
+DEFAULT_PRIORITY = 2
+"""Request priorities as Triton numbers them: 1 is served first, 0 means the default level;
+numbers past the last level count as the last."""
+
+
+def priority_rank(priority: int) -> int:
+    return min(priority or DEFAULT_PRIORITY, PRIORITY_LEVELS)
+
+
 @dataclass(eq=False)
 class BatchItem:
     image: np.ndarray
@@ -73,6 +83,7 @@ class BatchItem:
     enqueued_at: float
     started_at: float = 0.0
     finish: Finisher | None = None
+    rank: int = 0
 
     @property
     def live(self) -> bool:
@@ -128,16 +139,24 @@ class DynamicBatcher:
         return len(self._queue)
 
     async def submit(
-        self, image: np.ndarray, deadline: float, finish: Finisher | None = None
+        self,
+        image: np.ndarray,
+        deadline: float,
+        finish: Finisher | None = None,
+        priority: int = 0,
     ) -> ItemOutcome:
         """Queue ``image`` and wait for its share of a batch's result.
 
         Cancelling the caller cancels the request's future, which takes it off the queue.
         """
-        return await self.enqueue(image, deadline, finish)
+        return await self.enqueue(image, deadline, finish, priority)
 
     def enqueue(
-        self, image: np.ndarray, deadline: float, finish: Finisher | None = None
+        self,
+        image: np.ndarray,
+        deadline: float,
+        finish: Finisher | None = None,
+        priority: int = 0,
     ) -> asyncio.Future[ItemOutcome]:
         """Queue ``image``; its future resolves to the outcome (or fails).
 
@@ -159,12 +178,21 @@ class DynamicBatcher:
         self._admit_by_time(now, deadline)
         future: asyncio.Future[ItemOutcome] = asyncio.get_running_loop().create_future()
         item = BatchItem(image, deadline, future, enqueued_at=self._clock(), finish=finish)
+        item.rank = priority_rank(priority)
         self._record_arrival(item.enqueued_at)
         future.add_done_callback(lambda _: self._forget(item))
-        self._queue.append(item)
+        self._insert(item)
         self._arrived.set()
         self._set_depth()
         return future
+
+    def _insert(self, item: BatchItem) -> None:
+        """Behind every queued request of the same or a better (lower) rank: FIFO within a
+        priority level; a higher level overtakes waiting requests, never a running batch."""
+        position = len(self._queue)
+        while position > 0 and self._queue[position - 1].rank > item.rank:
+            position -= 1
+        self._queue.insert(position, item)
 
     def estimated_wait_s(self) -> float | None:
         """Seconds until a request queued now has its answer: the batches ahead of it and
@@ -203,7 +231,13 @@ class DynamicBatcher:
                     return None
                 limit = self.cost_model.next_limit() if self.cost_model else self.max_batch_size
                 close_at = first.enqueued_at + self.max_queue_delay_s
-                batch = await self._fill([first], close_at, limit)
+                batch = [first]
+                try:
+                    await self._fill(batch, close_at, limit)
+                except asyncio.CancelledError:  # a stopping worker leaves none unanswered
+                    for item in batch:
+                        item.fail(ModelNotReadyError(f"model {self.model!r} is shutting down"))
+                    raise
                 now = self._clock()
                 live = [item for item in batch if self._still_wanted(item, now)]
                 if live:

@@ -286,6 +286,7 @@ class SegmentationService:
         *,
         deadline: float | None = None,
         protocol: str = "rest",
+        priority: int = 0,
     ) -> ImageResult:
         """Segment one encoded image with ``model``; ``deadline`` is ``time.monotonic()``
         seconds (None: the server's ``request_timeout_s``; an earlier client deadline wins)."""
@@ -295,7 +296,7 @@ class SegmentationService:
         self._enter(label)
         status = "ok"
         try:
-            return await self._segment(model, image, options, deadline, began)
+            return await self._segment(model, image, options, deadline, began, priority)
         except MaskserveError as exc:
             status = exc.code
             if known:
@@ -329,6 +330,7 @@ class SegmentationService:
         options: SegmentOptions,
         deadline: float | None,
         began: float,
+        priority: int = 0,
     ) -> ImageResult:
         served = self._serving(model)
         assert served.info is not None
@@ -343,7 +345,7 @@ class SegmentationService:
                 pixels = await self._offload(decode_image, image, self.settings.max_pixels)
                 decode_s = time.monotonic() - began
                 finish = functools.partial(_postprocess, served.info, options)
-                outcome = await served.batcher.submit(pixels, deadline, finish)
+                outcome = await served.batcher.submit(pixels, deadline, finish, priority)
                 finished = outcome.finished  # done on an idle worker's thread
                 if finished is None:
                     finished = await self._offload(finish, outcome.detections)

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from maskserve.api.oip_tensors import INPUT, OUTPUTS
+from maskserve.batching import DEFAULT_PRIORITY, PRIORITY_LEVELS
 from maskserve.errors import InvalidOptionError
 from maskserve.options import SegmentOptions
 
@@ -65,6 +66,8 @@ def model_config(service: SegmentationService, model: str) -> dict[str, Any]:
         "dynamic_batching": {
             "max_queue_delay_microseconds": int(batching["max_queue_delay_ms"] * 1000),
             "preferred_batch_size": [batching.get("chosen_batch_size") or 1],
+            "priority_levels": PRIORITY_LEVELS,
+            "default_priority_level": DEFAULT_PRIORITY,
         },
         "instance_group": [
             {"count": config["instances_per_device"], "kind": _kind(device)}

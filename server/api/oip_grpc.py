@@ -136,7 +136,7 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
         model = request.model_name
         try:
             parsed, is_raw = parse_infer(request)
-            options, timeout, _priority = oip_core.request_options(parsed.parameters)
+            options, timeout, priority = oip_core.request_options(parsed.parameters)
         except MaskserveError as exc:
             self._service.count_refused(model, oip_core.PROTOCOL, exc.code)
             raise
@@ -145,7 +145,12 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
         results = await asyncio.gather(
             *(
                 self._service.segment(
-                    model, image, options, deadline=deadline, protocol=oip_core.PROTOCOL
+                    model,
+                    image,
+                    options,
+                    deadline=deadline,
+                    protocol=oip_core.PROTOCOL,
+                    priority=priority,
                 )
                 for image in parsed.images
             )

@@ -113,7 +113,7 @@ class OipHttp:
             body = _inflate(body, request.headers.get("content-encoding", "").lower(), limit)
             length = request.headers.get(HEADER_LENGTH)
             parsed = parse_request(body, int(length) if length is not None else None)
-            options, deadline, _priority = oip_core.request_options(parsed.parameters)
+            options, deadline, priority = oip_core.request_options(parsed.parameters)
         except (MaskserveError, ValueError) as exc:
             error = exc if isinstance(exc, MaskserveError) else InvalidOptionError(str(exc))
             self.service.count_refused(model, PROTOCOL, error.code)
@@ -122,7 +122,12 @@ class OipHttp:
             results = await asyncio.gather(
                 *(
                     self.service.segment(
-                        model, image, options, deadline=deadline, protocol=PROTOCOL
+                        model,
+                        image,
+                        options,
+                        deadline=deadline,
+                        protocol=PROTOCOL,
+                        priority=priority,
                     )
                     for image in parsed.images
                 )

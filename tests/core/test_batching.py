@@ -221,3 +221,20 @@ def test_arrival_prediction_can_be_switched_off() -> None:
         await asyncio.wait_for(forming, SAFETY_S)
 
     asyncio.run(body())
+
+
+def test_higher_priority_overtakes_waiting_requests_fifo_within_a_level() -> None:
+    async def body() -> None:
+        batcher = DynamicBatcher("m", max_batch_size=2, max_queue_delay_ms=0, max_queue_size=64)
+        deadline = time.monotonic() + FAR
+        # (value, priority): 0 = the default level (2), 1 = first, 3 and 9 = last level
+        for value, priority in [(1, 0), (2, 3), (3, 1), (4, 2), (5, 9), (6, 1)]:
+            batcher.enqueue(image(value), deadline, priority=priority)
+        order = []
+        while batcher.depth:
+            batch = await asyncio.wait_for(batcher.next_batch(), SAFETY_S)
+            assert batch is not None
+            order += values(batch)
+        assert order == [3, 6, 1, 4, 2, 5]
+
+    asyncio.run(body())
