@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from maskserve.auto_backend import build_any
 from maskserve.errors import MaskserveError
@@ -17,17 +16,28 @@ from maskserve.models.base import Backend
 from maskserve.models.registry import DEFAULT_MODEL, find_model
 from maskserve.options import SegmentOptions
 from maskserve.results import build_result, select
+from maskserve.settings import DTYPES
 
 HELD_OUT_SEED = 2026
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--model-repository", type=Path)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder name")
+    parser.add_argument(
+        "--model-repository", type=Path, help="folder of model folders (default: the shipped zoo)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=sorted(DTYPES),
+        help="weights' dtype for eager models (ONNX graphs run in their own)",
+    )
     parser.add_argument("--dataset", type=Path, help="COCO folder (generated when missing)")
     parser.add_argument("--num", type=int, default=500, help="held-out images to generate")
-    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
+    parser.add_argument(
+        "--seed", type=int, default=HELD_OUT_SEED, help="seed of the generated held-out set"
+    )
     parser.add_argument("--size", default="384x288", help="WIDTHxHEIGHT of generated images")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--json", type=Path, help="also write the metrics here")
@@ -65,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
             "pip install 'maskserve[train]'"
         ) from None
 
-    backend = build_any(find_model(args.model, args.model_repository), args.device, torch.float32)
+    backend = build_any(
+        find_model(args.model, args.model_repository), args.device, DTYPES[args.dtype]
+    )
     dataset = held_out_dataset(args.dataset, args.num, args.seed, args.size)
     metrics = evaluate_model(predictor(backend), dataset, limit=args.limit)
     summary = {"model": args.model, "dataset": str(dataset), **metrics}

@@ -47,8 +47,9 @@ class MaskRcnnBackend:
         device: torch.device,
         dtype: torch.dtype,
         score_threshold: float = 0.0,
+        channels_last: bool | None = None,
     ) -> None:
-        self.predictor = MaskRcnnPredictor(model, config, device, dtype)
+        self.predictor = MaskRcnnPredictor(model, config, device, dtype, channels_last)
         info = model_info(config, name, device, dtype, backend="torch")
         self.info = ModelInfo(**{**info.__dict__, "score_threshold": score_threshold})
 

@@ -31,11 +31,21 @@ class MaskRcnnPredictor:
         config: MaskRcnnConfig,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        channels_last: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
-        self.dtype = dtype
+        # bfloat16 runs the backbone + FPN only (most of the compute): torchvision's CPU
+        # NMS has no bfloat16 kernel, so the RPN and ROI heads stay in float32
+        self.backbone_dtype = dtype
+        self.dtype = torch.float32 if dtype == torch.bfloat16 else dtype
         self.config = config
-        self.model = model.eval().to(device=self.device, dtype=dtype)
+        self.model = model.eval().to(device=self.device, dtype=self.dtype)
+        # NHWC convolutions: oneDNN's fast path on x86 CPUs (docs/benchmarks.md); None =
+        # on for the CPU. It changes float rounding, so exact parity tests turn it off.
+        if channels_last is None:
+            channels_last = self.device.type == "cpu"
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.backbone.to(dtype=dtype, memory_format=self.memory_format)
         self._reported = reported_labels(config, self.device)
 
     def preprocess(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
@@ -68,7 +78,10 @@ class MaskRcnnPredictor:
     def _run(self, batch: ImageList) -> tuple[list[dict[str, torch.Tensor]], list]:
         """backbone → rpn → roi_heads on an already transformed batch."""
         model = self.model
-        features = model.backbone(batch.tensors)
+        pixels = batch.tensors.to(self.backbone_dtype, memory_format=self.memory_format)
+        features = model.backbone(pixels)
+        if self.backbone_dtype != self.dtype:
+            features = {name: value.to(self.dtype) for name, value in features.items()}
         proposals, _ = model.rpn(batch, features)
         found, _ = model.roi_heads(features, proposals, batch.image_sizes)
         return found, batch.image_sizes

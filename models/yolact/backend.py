@@ -30,8 +30,9 @@ class YolactBackend:
         device: torch.device,
         dtype: torch.dtype,
         score_threshold: float = 0.0,
+        channels_last: bool | None = None,
     ) -> None:
-        self.predictor = YolactPredictor(model, device, dtype)
+        self.predictor = YolactPredictor(model, device, dtype, channels_last)
         config = model.config
         self.info = ModelInfo(
             name=name,
