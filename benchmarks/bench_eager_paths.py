@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -35,30 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
+from maskserve.models.conv_bn import fold_batchnorms
 from maskserve.models.registry import ZOO_DIR, ModelSpec, build_backend
 
 EXAMPLE = ZOO_DIR / "yolact_shapes" / "example.png"
-
-
-def fold_batchnorms(model: nn.Module) -> int:
-    """Fold Conv2d→BatchNorm2d pairs in place; returns how many were folded."""
-    folded = 0
-    for parent in model.modules():
-        pairs: list[tuple[str, str]] = []
-        if isinstance(parent, nn.Sequential):
-            names = [name for name, _ in parent.named_children()]
-            pairs += list(itertools.pairwise(names))
-        pairs += [(f"conv{i}", f"bn{i}") for i in range(1, 4)]
-        for conv_name, bn_name in pairs:
-            conv, bn = getattr(parent, conv_name, None), getattr(parent, bn_name, None)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                fused = torch.nn.utils.fusion.fuse_conv_bn_eval(conv.float(), bn.float())
-                setattr(parent, conv_name, fused)
-                setattr(parent, bn_name, nn.Identity())
-                folded += 1
-    return folded
 
 
 def flat(outputs: Any) -> list[torch.Tensor]:
@@ -111,9 +91,10 @@ def model_batch(name: str, r50: Path | None, batch: int) -> tuple[Any, torch.Ten
 
         assert r50 is not None, "--r50 CHECKPOINT"
         model = load_yolact(r50, replace(get_config("yolact_resnet50")))
-        backend = YolactBackend(model, name, torch.device("cpu"), torch.float32)
+        backend = YolactBackend(model, name, torch.device("cpu"), torch.float32, 0.0, False)
     else:
-        backend = build_backend(ModelSpec.from_folder(ZOO_DIR / name), torch.device("cpu"))
+        spec = ModelSpec.from_folder(ZOO_DIR / name)
+        backend = build_backend(spec, torch.device("cpu"), channels_last=False)
     predictor = backend.predictor
     with torch.inference_mode():
         if hasattr(predictor.model, "rpn"):

@@ -62,14 +62,18 @@ def register_family(family: str, factory: BackendFactory) -> None:
 
 
 def build_backend(
-    spec: ModelSpec, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    spec: ModelSpec,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    **options: Any,
 ) -> Backend:
-    """Instantiate ``spec`` on ``device`` through its family's factory."""
+    """Instantiate ``spec`` on ``device`` through its family's factory; ``options`` go to
+    the factory (e.g. ``channels_last=False`` for the eager families' NCHW reference path)."""
     _register_builtin_family(spec.family)
     if spec.family not in _FAMILIES:
         known = sorted(set(_FAMILIES) | set(_BUILTIN_FAMILIES))
         raise ValueError(f"model {spec.name!r}: unknown family {spec.family!r}; known: {known}")
-    return _FAMILIES[spec.family](spec, torch.device(device), dtype)
+    return _FAMILIES[spec.family](spec, torch.device(device), dtype, **options)
 
 
 def find_model(name: str, repository: Path | None = None) -> ModelSpec:

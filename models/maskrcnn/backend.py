@@ -63,7 +63,10 @@ def config_from_table(table: dict) -> MaskRcnnConfig | None:
 
 
 def maskrcnn_backend_factory(
-    spec: ModelSpec, device: torch.device, dtype: torch.dtype
+    spec: ModelSpec,
+    device: torch.device,
+    dtype: torch.dtype,
+    channels_last: bool | None = None,
 ) -> MaskRcnnBackend:
     threshold = float(spec.settings.get("score_threshold", 0.0))
     if spec.settings.get("backend", "torch") == "onnxruntime":
@@ -71,4 +74,4 @@ def maskrcnn_backend_factory(
 
         return MaskRcnnOnnxBackend.from_spec(spec, device, threshold)
     model, config = load_maskrcnn(spec.weights, config_from_table(spec.table))
-    return MaskRcnnBackend(model, config, spec.name, device, dtype, threshold)
+    return MaskRcnnBackend(model, config, spec.name, device, dtype, threshold, channels_last)

@@ -50,7 +50,12 @@ class YolactBackend:
         return self.predictor.predict(images, max_detections=max_detections)
 
 
-def yolact_backend_factory(spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> Backend:
+def yolact_backend_factory(
+    spec: ModelSpec,
+    device: torch.device,
+    dtype: torch.dtype,
+    channels_last: bool | None = None,
+) -> Backend:
     """``[yolact]`` is either a full config table or ``config = "<registered name>"``.
 
     With ``backend = "onnxruntime"`` the weights are an exported ``.onnx`` whose metadata
@@ -74,4 +79,4 @@ def yolact_backend_factory(spec: ModelSpec, device: torch.device, dtype: torch.d
     else:
         config = config_from_dict(table)
     model = load_yolact(spec.weights, config)
-    return YolactBackend(model, spec.name, device, dtype, threshold)
+    return YolactBackend(model, spec.name, device, dtype, threshold, channels_last)

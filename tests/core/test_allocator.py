@@ -22,10 +22,9 @@ from maskserve.models.registry import DEFAULT_MODEL, ZOO_DIR, ModelSpec, build_b
 if sys.argv[1] == "retain":
     assert retain_freed_memory()
 torch.set_num_threads(1)
-backend = build_backend(ModelSpec.from_folder(ZOO_DIR / DEFAULT_MODEL), torch.device("cpu"))
 # the NCHW path: channels-last convolutions (the CPU default) no longer fault either way
-backend.predictor.memory_format = torch.contiguous_format
-backend.predictor.model.to(memory_format=torch.contiguous_format)
+spec = ModelSpec.from_folder(ZOO_DIR / DEFAULT_MODEL)
+backend = build_backend(spec, torch.device("cpu"), channels_last=False)
 image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
 faults = []
 for _ in range(9):

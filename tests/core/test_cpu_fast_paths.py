@@ -1,6 +1,7 @@
 """The CPU fast paths of the eager backends keep the shipped models' answers.
 
-Channels-last convolutions (the CPU default) round differently from NCHW, and bfloat16
+Channels-last convolutions with BatchNorm folded into them (the CPU default) round
+differently from NCHW, and bfloat16
 (``dtype = "bfloat16"``) more so; on the trained shipped models neither may change what is
 found: every confident float32 NCHW detection is found again, same class, box within a
 few pixels, mask IoU high. (Exact parity with the reference code is tested with
@@ -47,11 +48,8 @@ def assert_found_again(reference: Detections, other: Detections, variant: str) -
 
 
 def backend(name: str, dtype: torch.dtype, channels_last: bool) -> YolactBackend | MaskRcnnBackend:
-    built = build_backend(ModelSpec.from_folder(ZOO_DIR / name), torch.device("cpu"), dtype)
-    predictor = built.predictor  # type: ignore[attr-defined]
-    if not channels_last:
-        predictor.memory_format = torch.contiguous_format
-        predictor.model.to(memory_format=torch.contiguous_format)
+    spec = ModelSpec.from_folder(ZOO_DIR / name)
+    built = build_backend(spec, torch.device("cpu"), dtype, channels_last=channels_last)
     return built  # type: ignore[return-value]
 
 
