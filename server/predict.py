@@ -13,7 +13,7 @@ import torch
 from maskserve.auto_backend import build_any
 from maskserve.imageio import decode_image
 from maskserve.models.base import Backend
-from maskserve.models.registry import DEFAULT_MODEL, find_model
+from maskserve.models.registry import DEFAULT_MODEL, ModelSpec, build_backend, find_model
 from maskserve.models.yolact.backend import YolactBackend
 from maskserve.models.yolact.checkpoint import load_yolact, read_state_dict
 from maskserve.options import SegmentOptions
@@ -28,7 +28,10 @@ def add_model_source_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL})")
     source.add_argument(
-        "--weights", type=Path, help="a YOLACT or torchvision Mask R-CNN checkpoint"
+        "--weights",
+        type=Path,
+        help="a YOLACT (dbolya/yolact) or torchvision Mask R-CNN checkpoint, or an ONNX file "
+        "(a maskserve export, or an Ultralytics YOLO-seg export with its metadata)",
     )
     parser.add_argument("--config", help="config name for --weights (default: inferred)")
     parser.add_argument("--model-repository", type=Path, help="folder of model folders")
@@ -38,7 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, WebP)")
     add_model_source_arguments(parser)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    parser.add_argument("--fp16", action="store_true", help="run the network in float16")
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="run the network in float16 (eager models; an ONNX graph must have been "
+        "exported with --fp16)",
+    )
     parser.add_argument(
         "--score-threshold",
         type=float,
@@ -54,13 +62,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
 
 
+class PredictError(Exception):
+    """A problem with the command's arguments, reported without a traceback."""
+
+
 def load_backend(args: argparse.Namespace) -> Backend:
     dtype = torch.float16 if args.fp16 else torch.float32
     device = torch.device(args.device)
     if args.weights is not None:
-        return backend_for_weights(args.weights, args.config, device, dtype)
-    spec = find_model(args.model or DEFAULT_MODEL, args.model_repository)
-    return build_any(spec, device, dtype)
+        backend = backend_for_weights(args.weights, args.config, device, dtype)
+    else:
+        spec = find_model(args.model or DEFAULT_MODEL, args.model_repository)
+        backend = build_any(spec, device, dtype)
+    if args.fp16 and backend.info.dtype != "float16":
+        raise PredictError(
+            f"--fp16: model {backend.info.name} runs in {backend.info.dtype} (an ONNX graph "
+            "keeps the dtype it was exported in; export it with --fp16, or drop --fp16)"
+        )
+    return backend
+
+
+def onnx_spec(path: Path) -> ModelSpec:
+    """A model spec for a bare ONNX file, its family read from the graph's metadata."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise PredictError(f"{path.name} is not a readable ONNX file: {exc}") from None
+    metadata = {prop.key: prop.value for prop in graph.metadata_props}
+    if "maskserve_family" in metadata:
+        family, settings = metadata["maskserve_family"], {"backend": "onnxruntime"}
+    elif "task" in metadata:  # Ultralytics' export metadata
+        family, settings = "yoloseg", {}
+    else:
+        raise PredictError(
+            f"{path.name} has neither maskserve's nor Ultralytics' metadata: put it in a model "
+            "folder with a model.toml that names its family (README: Model families)"
+        )
+    return ModelSpec(path.stem, path.parent, family, path, {}, settings)
 
 
 def is_maskrcnn_checkpoint(path: Path, config: str | None) -> bool:
@@ -73,8 +113,21 @@ def is_maskrcnn_checkpoint(path: Path, config: str | None) -> bool:
 def backend_for_weights(
     path: Path, config: str | None, device: torch.device, dtype: torch.dtype
 ) -> Backend:
-    """A backend for a bare checkpoint file: YOLACT (dbolya/yolact) or torchvision Mask R-CNN."""
-    if is_maskrcnn_checkpoint(path, config):
+    """A backend for a bare file: an ONNX graph, or a YOLACT (dbolya/yolact) or torchvision
+    Mask R-CNN checkpoint."""
+    if not path.is_file():
+        raise PredictError(f"--weights {path}: no such file")
+    if path.suffix.lower() == ".onnx":
+        return build_backend(onnx_spec(path), device, dtype)
+    try:
+        is_maskrcnn = is_maskrcnn_checkpoint(path, config)
+    except Exception as exc:  # an unpicklable or foreign file: say what --weights takes
+        raise PredictError(
+            f"--weights {path.name} could not be read as a checkpoint ({type(exc).__name__}); "
+            "it takes a YOLACT or torchvision Mask R-CNN state dict (.pth, .safetensors) "
+            "or an ONNX file (.onnx)"
+        ) from None
+    if is_maskrcnn:
         from maskserve.models.maskrcnn.backend import MaskRcnnBackend
         from maskserve.models.maskrcnn.checkpoint import load_maskrcnn
 
@@ -84,7 +137,11 @@ def backend_for_weights(
 
 
 def run(args: argparse.Namespace) -> int:
-    backend = load_backend(args)
+    try:
+        backend = load_backend(args)
+    except PredictError as exc:
+        print(f"maskserve predict: {exc}", file=sys.stderr)
+        return 2
     threshold = args.score_threshold
     if threshold is None:  # one default with the server: the model's own
         bare = args.weights is not None

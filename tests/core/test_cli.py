@@ -43,3 +43,31 @@ def test_evaluate_without_the_train_extra_names_it(
     assert main(["evaluate", "--num", "1"]) == 2
     err = capsys.readouterr().err
     assert "pip install 'maskserve[train]'" in err and "pycocotools" in err
+
+
+def test_predict_weights_takes_an_onnx_export_and_refuses_fp16_on_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graph = tmp_path / "shapes.onnx"
+    assert main(["export", "--model", "yolact_shapes", "--out", str(graph), "--no-verify"]) == 0
+    out = tmp_path / "out"
+    assert main(["predict", str(EXAMPLE), "--weights", str(graph), "--out", str(out)]) == 0
+    assert (out / "example.json").is_file() and (out / "example.png").is_file()
+    capsys.readouterr()
+    assert main(["predict", str(EXAMPLE), "--weights", str(graph), "--fp16"]) == 2
+    assert "--fp16" in capsys.readouterr().err
+
+
+def test_predict_weights_names_what_it_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x80\x04not a pickle at all")
+    assert main(["predict", str(EXAMPLE), "--weights", str(junk), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "could not be read as a checkpoint" in err and ".onnx" in err
+    assert "Traceback" not in err
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(b"not onnx")
+    assert main(["predict", str(EXAMPLE), "--weights", str(bare), "--out", str(tmp_path)]) == 2
+    assert "not a readable ONNX file" in capsys.readouterr().err
