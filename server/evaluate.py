@@ -15,6 +15,7 @@ from maskserve.errors import MaskserveError
 from maskserve.models.base import Backend
 from maskserve.models.registry import DEFAULT_MODEL, find_model
 from maskserve.options import SegmentOptions
+from maskserve.progress import Progress
 from maskserve.results import build_result, select
 from maskserve.settings import DTYPES
 
@@ -79,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
         find_model(args.model, args.model_repository), args.device, DTYPES[args.dtype]
     )
     dataset = held_out_dataset(args.dataset, args.num, args.seed, args.size)
-    metrics = evaluate_model(predictor(backend), dataset, limit=args.limit)
+    total = len(json.loads((dataset / "annotations.json").read_text())["images"])
+    progress = Progress("evaluate", min(total, args.limit or total))
+    metrics = evaluate_model(predictor(backend), dataset, args.limit, progress.advance)
     summary = {"model": args.model, "dataset": str(dataset), **metrics}
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     if args.json:

@@ -18,6 +18,7 @@ from maskserve.models.yolact.backend import YolactBackend
 from maskserve.models.yolact.checkpoint import load_yolact, read_state_dict
 from maskserve.options import SegmentOptions
 from maskserve.overlay import draw_overlay
+from maskserve.progress import Progress
 from maskserve.results import ImageResult, build_result, select
 
 DEFAULT_SCORE_THRESHOLD = 0.3
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         threshold = DEFAULT_SCORE_THRESHOLD if bare else backend.info.score_threshold
     options = SegmentOptions(score_threshold=threshold, max_detections=args.max_detections)
     args.out.mkdir(parents=True, exist_ok=True)
+    progress = Progress("predict", len(args.images))
     for start in range(0, len(args.images), args.batch_size):
         paths = args.images[start : start + args.batch_size]
         images = [decode_image(p.read_bytes()) for p in paths]
@@ -161,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         for path, image, result in zip(paths, images, results, strict=True):
             write_outputs(path, image, result, args.out)
             print_table(path, result, elapsed / len(paths))
+        progress.advance(len(paths))
     return 0
 
 

@@ -125,13 +125,17 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def evaluate_model(
-    predict: Predictor, dataset_dir: Path, limit: int | None = None
+    predict: Predictor,
+    dataset_dir: Path,
+    limit: int | None = None,
+    on_image: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """Runs ``predict`` on a COCO data set folder and returns ``evaluate_predictions``.
 
     ``dataset_dir`` holds ``annotations.json`` and ``images/<file_name>`` (the layout
     ``write_coco_dataset`` writes). Images go in ascending id order; ``limit`` keeps the
-    first ``limit`` of them and AP is computed over those images only.
+    first ``limit`` of them and AP is computed over those images only. ``on_image`` is
+    called after each image (a progress line).
     """
     dataset_dir = Path(dataset_dir)
     annotations_path = dataset_dir / "annotations.json"
@@ -142,4 +146,6 @@ def evaluate_model(
     for info in images:
         rgb = read_rgb(dataset_dir / "images" / info["file_name"])
         results.extend(to_coco_results(info["id"], predict(rgb)))
+        if on_image is not None:
+            on_image()
     return evaluate_predictions(annotations_path, results, image_ids=[im["id"] for im in images])
