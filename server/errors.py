@@ -27,6 +27,12 @@ class InvalidOptionError(MaskserveError):
     code = "invalid_option"
 
 
+class NotAcceptableError(MaskserveError):
+    """No answer type the client accepts (HTTP ``Accept``) is one the route produces."""
+
+    code = "not_acceptable"
+
+
 class ModelNotFoundError(MaskserveError):
     code = "model_not_found"
 
@@ -36,9 +42,14 @@ class ModelNotReadyError(MaskserveError):
 
 
 class OverloadedError(MaskserveError):
-    """The model's queue is full; the client should retry later."""
+    """The model's queue is full; the client should retry later (``retry_after_s``: when,
+    from the queue's measured drain rate; None: unknown)."""
 
     code = "overloaded"
+
+    def __init__(self, message: str = "", retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DeadlineExceededError(MaskserveError):

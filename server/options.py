@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from maskserve.errors import InvalidOptionError
 
-MaskFormat = Literal["rle", "none"]
+MaskFormat = Literal["rle", "none", "polygon"]
+MASK_FORMATS: tuple[str, ...] = get_args(MaskFormat)
 MAX_DETECTIONS_LIMIT = 100
+DEFAULT_POLYGON_TOLERANCE = 1.0
+MAX_POLYGON_TOLERANCE = 100.0
 
 
 @dataclass(frozen=True)
@@ -16,13 +20,15 @@ class SegmentOptions:
     """What a caller may choose per request.
 
     ``score_threshold``/``max_detections`` of None mean the model's defaults;
-    ``classes`` keeps only those class ids (None keeps all).
+    ``classes`` keeps only those class ids (None keeps all); ``polygon_tolerance`` (pixels,
+    Douglas–Peucker; 0 = the exact pixel boundary) applies to ``mask_format="polygon"``.
     """
 
     score_threshold: float | None = None
     max_detections: int | None = None
     classes: frozenset[int] | None = None
     mask_format: MaskFormat = "rle"
+    polygon_tolerance: float = DEFAULT_POLYGON_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
@@ -33,7 +39,13 @@ class SegmentOptions:
             raise InvalidOptionError(
                 f"max_detections must be in [0, {MAX_DETECTIONS_LIMIT}], got {self.max_detections}"
             )
-        if self.mask_format not in ("rle", "none"):
+        if self.mask_format not in MASK_FORMATS:
             raise InvalidOptionError(
-                f"mask_format must be 'rle' or 'none', got {self.mask_format!r}"
+                f"mask_format must be one of {', '.join(MASK_FORMATS)}, got {self.mask_format!r}"
+            )
+        tolerance = self.polygon_tolerance
+        if not (math.isfinite(tolerance) and 0.0 <= tolerance <= MAX_POLYGON_TOLERANCE):
+            raise InvalidOptionError(
+                f"polygon_tolerance must be in [0, {MAX_POLYGON_TOLERANCE:g}] pixels, "
+                f"got {tolerance}"
             )

@@ -2,7 +2,8 @@
 
 ``{"model", "image": {"width", "height"}, "detections": [{"class_id", "label", "score",
 "box": [x1, y1, x2, y2], "mask": {"size": [H, W], "counts": "<compressed RLE>"}}]}``,
-detections in descending score.
+detections in descending score. With ``mask_format="polygon"`` each mask is
+``{"type": "polygon", "size", "polygons": [{"exterior", "holes"}]}`` (maskserve.masks.polygon).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 from maskserve.masks import encode_detections
+from maskserve.masks.polygon import rle_to_polygons
 from maskserve.models.types import Detections
 from maskserve.options import SegmentOptions
 
@@ -86,6 +88,9 @@ def build_result(model: str, detections: Detections, options: SegmentOptions) ->
     masks: list[dict[str, Any] | None]
     if options.mask_format == "rle":
         masks = list(encode_detections(detections).rles)
+    elif options.mask_format == "polygon":
+        tolerance = options.polygon_tolerance
+        masks = [rle_to_polygons(r, tolerance) for r in encode_detections(detections).rles]
     else:
         masks = [None] * len(detections)
     classes = detections.class_ids.tolist()

@@ -10,13 +10,15 @@ import numpy as np
 
 from maskserve_client.errors import MaskserveClientError
 from maskserve_client.gen import segment_pb2 as pb
+from maskserve_client.polygon import Polygon, PolygonMask
 from maskserve_client.types import Batching, Detection, ModelInfo, Rle, SegmentResult
 
-GrpcMaskFormat = Literal["rle", "runs", "none"]
+GrpcMaskFormat = Literal["rle", "runs", "polygon", "none"]
 
 MASK_FORMATS: dict[str, int] = {
     "rle": pb.RLE_COMPRESSED,
     "runs": pb.RLE_RAW_RUNS,
+    "polygon": pb.POLYGON,
     "none": pb.NONE,
 }
 
@@ -53,6 +55,7 @@ def options_message(
     max_detections: int | None,
     classes: Iterable[int] | None,
     mask_format: GrpcMaskFormat,
+    polygon_tolerance: float | None = None,
 ) -> pb.SegmentOptions:
     if mask_format not in MASK_FORMATS:
         raise ValueError(f"mask_format must be one of {sorted(MASK_FORMATS)}, got {mask_format!r}")
@@ -63,6 +66,8 @@ def options_message(
         options.max_detections = int(max_detections)
     if classes is not None:
         options.classes.extend(int(c) for c in classes)
+    if polygon_tolerance is not None:
+        options.polygon_tolerance = float(polygon_tolerance)
     return options
 
 
@@ -74,15 +79,25 @@ def rle_of(mask: pb.Mask) -> Rle:
     return Rle(height=mask.height, width=mask.width, counts=counts)
 
 
+def polygons_of(mask: pb.Mask) -> PolygonMask:
+    parts = tuple(
+        Polygon(tuple(p.exterior.coords), tuple(tuple(h.coords) for h in p.holes))
+        for p in mask.polygons.polygons
+    )
+    return PolygonMask(height=mask.height, width=mask.width, polygons=parts)
+
+
 def detection_of(message: pb.Detection) -> Detection:
     box = message.box
+    kind = message.mask.WhichOneof("counts") if message.HasField("mask") else None
     return Detection(
         class_id=message.class_id,
         label=message.label,
         score=message.score,
         box=(box.x1, box.y1, box.x2, box.y2),
-        rle=rle_of(message.mask) if message.HasField("mask") else None,
+        rle=rle_of(message.mask) if message.HasField("mask") and kind != "polygons" else None,
         mask_score=message.mask_score if message.HasField("mask_score") else None,
+        polygons=polygons_of(message.mask) if kind == "polygons" else None,
     )
 
 

@@ -51,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jpeg-quality", type=int, default=85, choices=range(1, 101), metavar="1..100"
     )
     parser.add_argument(
-        "--mask-format", choices=("rle", "runs", "none"), default="rle", help="default rle"
+        "--mask-format",
+        choices=("rle", "runs", "polygon", "none"),
+        default="rle",
+        help="default rle",
     )
 
 

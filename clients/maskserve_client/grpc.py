@@ -59,11 +59,13 @@ class _Base:
         max_detections: int | None,
         classes: Iterable[int] | None,
         mask_format: GrpcMaskFormat,
+        polygon_tolerance: float | None = None,
     ) -> pb.SegmentRequest:
+        options = options_message(
+            score_threshold, max_detections, classes, mask_format, polygon_tolerance
+        )
         return pb.SegmentRequest(
-            model=model or self.default_model,
-            image=image_bytes(image),
-            options=options_message(score_threshold, max_detections, classes, mask_format),
+            model=model or self.default_model, image=image_bytes(image), options=options
         )
 
     def _wait(self, attempt: int, exc: grpc.RpcError) -> tuple[MaskserveClientError, float | None]:
@@ -114,9 +116,13 @@ class GrpcClient(_Base):
         classes: Iterable[int] | None = None,
         mask_format: GrpcMaskFormat = "rle",
         timeout: float | None = None,
+        polygon_tolerance: float | None = None,
     ) -> SegmentResult:
-        """Segment one image; ``mask_format`` may also be ``"runs"`` (raw run lengths)."""
-        request = self._request(image, model, score_threshold, max_detections, classes, mask_format)
+        """Segment one image; ``mask_format`` may also be ``"runs"`` (raw run lengths) or
+        ``"polygon"`` (outlines with holes, simplified to ``polygon_tolerance`` pixels)."""
+        request = self._request(
+            image, model, score_threshold, max_detections, classes, mask_format, polygon_tolerance
+        )
         return result_of(self._call(self._stub.Segment, request, timeout))
 
     def models(self) -> list[ModelInfo]:
@@ -240,8 +246,11 @@ class AsyncGrpcClient(_Base):
         classes: Iterable[int] | None = None,
         mask_format: GrpcMaskFormat = "rle",
         timeout: float | None = None,
+        polygon_tolerance: float | None = None,
     ) -> SegmentResult:
-        request = self._request(image, model, score_threshold, max_detections, classes, mask_format)
+        request = self._request(
+            image, model, score_threshold, max_detections, classes, mask_format, polygon_tolerance
+        )
         return result_of(await self._call(self._stub.Segment, request, timeout))
 
     async def models(self) -> list[ModelInfo]:

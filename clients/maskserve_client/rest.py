@@ -27,7 +27,7 @@ DEFAULT_TIMEOUT_S = 30.0
 #: deadline error (with its code) arrives before the client gives up on the connection.
 DEADLINE_GRACE_S = 2.0
 
-MaskFormat = Literal["rle", "none"]
+MaskFormat = Literal["rle", "polygon", "none"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,12 @@ def _segment_request(
     classes: Iterable[int] | None,
     mask_format: MaskFormat,
     timeout: float | None,
+    polygon_tolerance: float | None = None,
 ) -> _Request:
     data, content_type = encode_image(image)
     params = {"mask_format": mask_format}
+    if polygon_tolerance is not None:
+        params["polygon_tolerance"] = repr(float(polygon_tolerance))
     if score_threshold is not None:
         params["score_threshold"] = repr(float(score_threshold))
     if max_detections is not None:
@@ -172,10 +175,13 @@ class Client(_Base):
         classes: Iterable[int] | None = None,
         mask_format: MaskFormat = "rle",
         timeout: float | None = None,
+        polygon_tolerance: float | None = None,
     ) -> SegmentResult:
         """Segment one image: a path, encoded bytes (JPEG/PNG/WebP) or RGB uint8 pixels.
 
         ``timeout`` is the server-side deadline in seconds for this request.
+        ``mask_format="polygon"`` gives :attr:`Detection.polygons` (outlines with holes,
+        simplified to ``polygon_tolerance`` pixels, the server's default 1.0 when None).
         """
         request = _segment_request(
             image,
@@ -185,6 +191,7 @@ class Client(_Base):
             classes,
             mask_format,
             timeout,
+            polygon_tolerance,
         )
         return SegmentResult.from_json(_json(self._send(request)))
 
@@ -264,6 +271,7 @@ class AsyncClient(_Base):
         classes: Iterable[int] | None = None,
         mask_format: MaskFormat = "rle",
         timeout: float | None = None,
+        polygon_tolerance: float | None = None,
     ) -> SegmentResult:
         """See :meth:`Client.segment`."""
         request = _segment_request(
@@ -274,6 +282,7 @@ class AsyncClient(_Base):
             classes,
             mask_format,
             timeout,
+            polygon_tolerance,
         )
         return SegmentResult.from_json(_json(await self._send(request)))
 

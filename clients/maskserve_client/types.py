@@ -14,6 +14,7 @@ import numpy as np
 
 from maskserve_client import rle
 from maskserve_client.errors import MaskserveClientError
+from maskserve_client.polygon import PolygonMask
 
 Box = tuple[float, float, float, float]
 
@@ -63,19 +64,24 @@ class Detection:
     score: float
     #: ``(x1, y1, x2, y2)`` in pixels of the original image.
     box: Box
-    #: None when the request asked for ``mask_format="none"``.
+    #: None when the request asked for ``mask_format="none"`` or ``"polygon"``.
     rle: Rle | None = None
     mask_score: float | None = None
+    #: Set instead of ``rle`` when the request asked for ``mask_format="polygon"``.
+    polygons: PolygonMask | None = None
 
     @property
     def has_mask(self) -> bool:
-        return self.rle is not None
+        return self.rle is not None or self.polygons is not None
 
     def mask(self) -> np.ndarray:
-        """Decode the mask to bool [H, W] (decoded afresh on each call: keep the result)."""
-        if self.rle is None:
-            raise ValueError("this detection carries no mask (requested with mask_format none)")
-        return self.rle.decode()
+        """Decode the mask to bool [H, W] (decoded afresh on each call: keep the result);
+        polygons are filled at pixel centres."""
+        if self.rle is not None:
+            return self.rle.decode()
+        if self.polygons is not None:
+            return self.polygons.decode()
+        raise ValueError("this detection carries no mask (requested with mask_format none)")
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -83,7 +89,7 @@ class Detection:
             "label": self.label,
             "score": self.score,
             "box": list(self.box),
-            "mask": None if self.rle is None else self.rle.to_json(),
+            "mask": _mask_json(self.rle, self.polygons),
         }
         if self.mask_score is not None:
             data["mask_score"] = self.mask_score
@@ -93,15 +99,23 @@ class Detection:
     def from_json(cls, data: Mapping[str, Any]) -> Detection:
         x1, y1, x2, y2 = (float(v) for v in data["box"])
         mask = data.get("mask")
+        polygon = isinstance(mask, Mapping) and mask.get("type") == "polygon"
         mask_score = data.get("mask_score")
         return cls(
             class_id=int(data["class_id"]),
             label=str(data.get("label", data["class_id"])),
             score=float(data["score"]),
             box=(x1, y1, x2, y2),
-            rle=Rle.from_json(mask) if mask else None,
+            rle=Rle.from_json(mask) if mask and not polygon else None,
             mask_score=None if mask_score is None else float(mask_score),
+            polygons=PolygonMask.from_json(mask) if mask and polygon else None,
         )
+
+
+def _mask_json(rle: Rle | None, polygons: PolygonMask | None) -> dict[str, Any] | None:
+    if rle is not None:
+        return rle.to_json()
+    return None if polygons is None else polygons.to_json()
 
 
 @dataclass(frozen=True)

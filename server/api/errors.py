@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import grpc
@@ -15,12 +16,16 @@ from maskserve.errors import (
     MaskserveError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NotAcceptableError,
     OverloadedError,
     UnsupportedMediaTypeError,
 )
 
 RETRY_AFTER_S = 1
-"""What an overloaded server suggests to wait before retrying (``Retry-After``)."""
+"""What a refused client is told to wait when nothing better is known (``Retry-After``);
+an overloaded model says how long its queue takes to drain (see maskserve.drain_rate)."""
+MIN_RETRY_AFTER_S = 0.1
+MAX_RETRY_AFTER_S = 60.0
 
 
 class PayloadTooLargeError(ImageTooLargeError):
@@ -42,6 +47,7 @@ _TABLE: tuple[tuple[type[MaskserveError], Status], ...] = (
     (InvalidImageError, Status(400, grpc.StatusCode.INVALID_ARGUMENT)),
     (InvalidOptionError, Status(400, grpc.StatusCode.INVALID_ARGUMENT)),
     (UnsupportedMediaTypeError, Status(415, grpc.StatusCode.INVALID_ARGUMENT)),
+    (NotAcceptableError, Status(406, grpc.StatusCode.INVALID_ARGUMENT)),
     (ModelNotFoundError, Status(404, grpc.StatusCode.NOT_FOUND)),
     (ModelNotReadyError, Status(503, grpc.StatusCode.UNAVAILABLE, retry_after=True)),
     (OverloadedError, Status(503, grpc.StatusCode.UNAVAILABLE, retry_after=True)),
@@ -60,6 +66,24 @@ def status_of(error: BaseException, overload_status: str = "unavailable") -> Sta
         if isinstance(error, kind):
             return status
     return _INTERNAL
+
+
+def retry_after_s(error: BaseException) -> float:
+    """Seconds a refused client should wait: the error's own estimate, else RETRY_AFTER_S,
+    kept within [MIN_RETRY_AFTER_S, MAX_RETRY_AFTER_S]."""
+    asked = getattr(error, "retry_after_s", None)
+    seconds = RETRY_AFTER_S if asked is None else asked
+    return min(MAX_RETRY_AFTER_S, max(MIN_RETRY_AFTER_S, seconds))
+
+
+def retry_after_header(error: BaseException) -> str:
+    """The HTTP ``Retry-After`` value: whole seconds, rounded up, at least 1."""
+    return str(max(1, math.ceil(retry_after_s(error))))
+
+
+def retry_after_ms(error: BaseException) -> str:
+    """The gRPC ``retry-after-ms`` trailing metadata value."""
+    return str(round(retry_after_s(error) * 1000))
 
 
 def code_of(error: BaseException) -> str:

@@ -9,10 +9,15 @@ from maskserve.api.gen import segment_pb2 as pb
 from maskserve.errors import InvalidOptionError
 from maskserve.masks import decompress_counts
 from maskserve.models.base import ModelInfo
-from maskserve.options import SegmentOptions
+from maskserve.options import DEFAULT_POLYGON_TOLERANCE, SegmentOptions
 from maskserve.results import DetectionResult, ImageResult
 
-_MASK_FORMATS = {pb.RLE_COMPRESSED: "rle", pb.RLE_RAW_RUNS: "rle", pb.NONE: "none"}
+_MASK_FORMATS = {
+    pb.RLE_COMPRESSED: "rle",
+    pb.RLE_RAW_RUNS: "rle",
+    pb.NONE: "none",
+    pb.POLYGON: "polygon",
+}
 
 
 def options_from_proto(message: pb.SegmentOptions) -> SegmentOptions:
@@ -24,6 +29,11 @@ def options_from_proto(message: pb.SegmentOptions) -> SegmentOptions:
         max_detections=message.max_detections if message.HasField("max_detections") else None,
         classes=frozenset(message.classes) if message.classes else None,
         mask_format=_MASK_FORMATS[message.mask_format],  # type: ignore[arg-type]
+        polygon_tolerance=(
+            message.polygon_tolerance
+            if message.HasField("polygon_tolerance")
+            else DEFAULT_POLYGON_TOLERANCE
+        ),
     )
 
 
@@ -61,12 +71,27 @@ def _detection(detection: DetectionResult, mask_format: int) -> pb.Detection:
 
 def _mask(mask: Mapping[str, Any], mask_format: int) -> pb.Mask:
     height, width = mask["size"]
+    if mask.get("type") == "polygon":
+        return pb.Mask(height=height, width=width, polygons=_polygons(mask["polygons"]))
     counts = mask["counts"]
     raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
     if mask_format == pb.RLE_RAW_RUNS:
         runs = pb.RunLengths(counts=decompress_counts(raw).tolist())
         return pb.Mask(height=height, width=width, runs=runs)
     return pb.Mask(height=height, width=width, compressed=raw)
+
+
+def _polygons(parts: list[Mapping[str, Any]]) -> pb.Polygons:
+    """The polygon JSON's parts (maskserve.masks.polygon) as messages, ring for ring."""
+    return pb.Polygons(
+        polygons=[
+            pb.Polygon(
+                exterior=pb.Ring(coords=part["exterior"]),
+                holes=[pb.Ring(coords=hole) for hole in part["holes"]],
+            )
+            for part in parts
+        ]
+    )
 
 
 def model_info_to_proto(info: ModelInfo, config: Mapping[str, Any]) -> pb.ModelInfo:

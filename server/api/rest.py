@@ -7,6 +7,7 @@ model finds in it (normally nothing). Refusals are 4xx with ``{"error": {"code",
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,17 +21,26 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from maskserve.api import schemas
-from maskserve.api.errors import RETRY_AFTER_S, PayloadTooLargeError, code_of, message_of, status_of
+from maskserve.api import openapi_doc, schemas
+from maskserve.api.errors import (
+    PayloadTooLargeError,
+    code_of,
+    message_of,
+    retry_after_header,
+    status_of,
+)
+from maskserve.api.negotiation import JSON, OPENAPI_RESPONSES, answer_type
 from maskserve.api.oip_http import add_oip_routes
 from maskserve.api.ws_stream import add_stream_routes
 from maskserve.errors import (
+    DeadlineExceededError,
     InvalidImageError,
     InvalidOptionError,
     MaskserveError,
     UnsupportedMediaTypeError,
 )
-from maskserve.options import SegmentOptions
+from maskserve.options import DEFAULT_POLYGON_TOLERANCE, MaskFormat, SegmentOptions
+from maskserve.overlay import render_overlay
 from maskserve.web import add_web_routes
 
 if TYPE_CHECKING:
@@ -44,7 +54,8 @@ log = logging.getLogger(__name__)
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 MULTIPART = "multipart/form-data"
 CLIENT_CLOSED = 499  # nginx's convention; nobody reads it, the connection is gone
-_ERRORS = {k: {"model": schemas.ErrorBody} for k in (400, 404, 413, 415, 429, 500, 503, 504)}
+# 429 or 503 for a full queue: Settings.overload_status; 503 also while not ready/draining
+_ERRORS = openapi_doc.error_responses(schemas.ErrorBody, (400, 404, 413, 415, 429, 500, 503, 504))
 _BODY_DOC = {
     "requestBody": {
         "required": True,
@@ -66,7 +77,7 @@ _BODY_DOC = {
 def error_response(error: BaseException, overload_status: str) -> JSONResponse:
     """``{"error": {"code", "message"}}`` with the mapped status (+ Retry-After)."""
     status = status_of(error, overload_status)
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status.retry_after else None
+    headers = {"Retry-After": retry_after_header(error)} if status.retry_after else None
     body = {"error": {"code": code_of(error), "message": message_of(error)}}
     return JSONResponse(body, status_code=status.http, headers=headers)
 
@@ -86,19 +97,29 @@ class RestApi:
         score_threshold: float | None = Query(None, description="in [0, 1]"),
         max_detections: int | None = Query(None, description="at most this many detections"),
         classes: str | None = Query(None, description="comma-separated class ids, e.g. 0,2"),
-        mask_format: Literal["rle", "none"] = Query("rle"),
+        mask_format: Literal["rle", "polygon", "none"] = Query(
+            "rle", description="rle, polygon (with holes) or none"
+        ),
+        polygon_tolerance: float | None = Query(
+            None, description="polygon simplification in pixels, in [0, 100]; default 1, 0 exact"
+        ),
         timeout: float | None = Query(None, description="seconds; shortens the deadline"),
+        answer_format: Literal["json", "png", "jpeg", "webp"] | None = Query(
+            None, alias="format", description="json, or the overlay picture; else by Accept"
+        ),
     ) -> Response:
-        """Segment one image: raw body (image/jpeg, image/png, image/webp) or multipart."""
+        """Segment one image: raw body (image/jpeg, image/png, image/webp) or multipart.
+
+        The answer is the detections as JSON, or with ``Accept: image/png`` (``image/jpeg``,
+        ``image/webp``) or ``?format=png|jpeg|webp`` the overlay picture."""
         try:
-            options = SegmentOptions(
-                score_threshold=score_threshold,
-                max_detections=max_detections,
-                classes=parse_classes(classes),
-                mask_format=mask_format,
+            media = answer_type(request.headers.get("accept"), answer_format)
+            options = _options(
+                score_threshold, max_detections, classes, mask_format, polygon_tolerance, media
             )
             deadline = self._deadline(timeout)
-            image = await read_image(request, self.settings.max_body_bytes)
+            upload_by = deadline or time.monotonic() + self.settings.request_timeout_s
+            image = await within(upload_by, read_image(request, self.settings.max_body_bytes))
         except MaskserveError as exc:  # refused before the service: counted here
             self.service.count_refused(model, "rest", exc.code)
             raise
@@ -106,7 +127,12 @@ class RestApi:
         result = await until_disconnect(request, work)
         if result is None:
             return Response(status_code=CLIENT_CLOSED)
-        return JSONResponse(result.to_json())
+        if media == JSON:
+            return JSONResponse(result.to_json(), headers=_VARY)
+        detections = [d.to_json() for d in result.detections]
+        limit = self.settings.max_pixels
+        picture = await self.service.offload(render_overlay, image, detections, media, limit)
+        return Response(picture, media_type=media, headers=_VARY)
 
     def _deadline(self, timeout: float | None) -> float | None:
         if timeout is None:
@@ -135,6 +161,33 @@ class RestApi:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
 
+_VARY = {"Vary": "Accept"}  # the same URL answers JSON or a picture
+
+
+def _options(
+    score_threshold: float | None,
+    max_detections: int | None,
+    classes: str | None,
+    mask_format: MaskFormat,
+    polygon_tolerance: float | None,
+    media: str,
+) -> SegmentOptions:
+    """The request's options; a picture is drawn from RLE masks whatever ``mask_format``
+    asks (``none`` still draws boxes only)."""
+    options = SegmentOptions(
+        score_threshold=score_threshold,
+        max_detections=max_detections,
+        classes=parse_classes(classes),
+        mask_format=mask_format,
+        polygon_tolerance=(
+            DEFAULT_POLYGON_TOLERANCE if polygon_tolerance is None else polygon_tolerance
+        ),
+    )
+    if media != JSON and mask_format == "polygon":
+        return dataclasses.replace(options, mask_format="rle")
+    return options
+
+
 def parse_classes(text: str | None) -> frozenset[int] | None:
     if text is None or not text.strip():
         return None
@@ -147,6 +200,16 @@ def parse_classes(text: str | None) -> frozenset[int] | None:
     if not ids:  # "classes=,,," would otherwise mean "no class at all", unlike "classes="
         raise InvalidOptionError(f"classes names no class id: {text!r}; omit it for all")
     return ids
+
+
+async def within(deadline: float, reading: Awaitable[bytes]) -> bytes:
+    """The deadline covers the upload: a body still trickling in when it passes gets 504
+    (and its connection is closed) instead of holding a connection for ever."""
+    try:
+        async with asyncio.timeout(deadline - time.monotonic()):
+            return await reading
+    except TimeoutError:
+        raise DeadlineExceededError("the deadline passed while the body was uploading") from None
 
 
 async def read_image(request: Request, limit: int) -> bytes:
@@ -237,7 +300,7 @@ def create_rest_app(
         api.segment,
         methods=["POST"],
         response_model=schemas.SegmentResponse,
-        responses=_ERRORS,
+        responses={**_ERRORS, **OPENAPI_RESPONSES},
         openapi_extra=_BODY_DOC,
     )
     add("/v1/models", api.list_models, methods=["GET"], response_model=schemas.ModelList)
@@ -249,6 +312,7 @@ def create_rest_app(
     add_stream_routes(app, service, settings)  # WebSocket frame streams
     add_web_routes(app, settings)  # the browser page at /
     _add_error_handlers(app, service, settings.overload_status)
+    openapi_doc.install(app)  # the statuses really sent, no 422
     return app
 
 

@@ -6,6 +6,8 @@ validation pass on the hot path); these models describe that JSON.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -15,7 +17,28 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """Every ``/v1`` refusal and failure (and unknown paths): 4xx or 5xx."""
+
     error: ErrorDetail
+
+
+class OipErrorBody(BaseModel):
+    """A ``/v2`` (Open Inference Protocol) refusal: the protocol's flat error object."""
+
+    error: str = Field(description="what went wrong, for people")
+
+
+class OipReady(BaseModel):
+    """``/v2/health/ready``: 200 when ready, 503 with ``ready: false`` otherwise."""
+
+    ready: bool
+
+
+class OipModelReady(BaseModel):
+    """``/v2/models/{model}/ready``: 200, else 404 (unknown) or 503 with ``ready: false``."""
+
+    name: str
+    ready: bool
 
 
 class Mask(BaseModel):
@@ -23,12 +46,35 @@ class Mask(BaseModel):
     counts: str = Field(description="COCO compressed RLE (pycocotools `counts`)")
 
 
+class PolygonPart(BaseModel):
+    """One 8-connected part of a mask: its outline minus its holes."""
+
+    exterior: list[float] = Field(
+        description="flat ring [x1, y1, x2, y2, ...] as COCO polygons (not closed by "
+        "repeating the first point), clockwise on screen; pixel (x, y) covers "
+        "[x, x+1] × [y, y+1]"
+    )
+    holes: list[list[float]] = Field(description="flat rings cut out of the exterior")
+
+
+class PolygonMask(BaseModel):
+    """``mask_format=polygon``: the mask is the union of its parts, largest first. Each
+    ring is simplified to ``polygon_tolerance`` pixels; ``pycocotools.mask.frPyObjects``
+    rasterises a ring as it is (tolerance 0 gives the RLE mask back exactly)."""
+
+    type: Literal["polygon"]
+    size: list[int] = Field(description="[height, width]")
+    polygons: list[PolygonPart]
+
+
 class Detection(BaseModel):
     class_id: int
     label: str
     score: float
     box: list[float] = Field(description="[x1, y1, x2, y2] in image pixels")
-    mask: Mask | None = Field(description="null when mask_format=none")
+    mask: Mask | PolygonMask | None = Field(
+        description="COCO RLE (mask_format=rle), polygons (polygon), null (none)"
+    )
     mask_score: float | None = None
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amaskserve/v1/segment.proto\x12\x0cmaskserve.v1\"\xb2\x01\n\x0eSegmentOptions\x12\x1c\n\x0fscore_threshold\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0emax_detections\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\r\x12-\n\x0bmask_format\x18\x04 \x01(\x0e\x32\x18.maskserve.v1.MaskFormatB\x12\n\x10_score_thresholdB\x11\n\x0f_max_detections\"]\n\x0eSegmentRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.maskserve.v1.SegmentOptions\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x1c\n\nRunLengths\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\r\"o\n\x04Mask\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x14\n\ncompressed\x18\x03 \x01(\x0cH\x00\x12(\n\x04runs\x18\x04 \x01(\x0b\x32\x18.maskserve.v1.RunLengthsH\x00\x42\x08\n\x06\x63ounts\"\xa5\x01\n\tDetection\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\r\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x1e\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x11.maskserve.v1.Box\x12 \n\x04mask\x18\x05 \x01(\x0b\x32\x12.maskserve.v1.Mask\x12\x17\n\nmask_score\x18\x06 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_mask_score\"o\n\x07Timings\x12\x15\n\rqueue_seconds\x18\x01 \x01(\x01\x12\x19\n\x11inference_seconds\x18\x02 \x01(\x01\x12\x1b\n\x13postprocess_seconds\x18\x03 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x04 \x01(\x01\"\x94\x01\n\x0fSegmentResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12+\n\ndetections\x18\x04 \x03(\x0b\x32\x17.maskserve.v1.Detection\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.maskserve.v1.Timings\"\x80\x01\n\x0bStreamFrame\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.maskserve.v1.SegmentOptions\x12\x12\n\nskip_stale\x18\x05 \x01(\x08\";\n\nFrameError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x98\x01\n\x0cStreamResult\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x12\x0f\n\x07skipped\x18\x02 \x01(\x08\x12/\n\x06result\x18\x03 \x01(\x0b\x32\x1d.maskserve.v1.SegmentResponseH\x00\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.maskserve.v1.FrameErrorH\x00\x42\t\n\x07outcome\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.maskserve.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"i\n\x08\x42\x61tching\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x1a\n\x12max_queue_delay_ms\x18\x02 \x01(\x01\x12\x16\n\x0emax_queue_size\x18\x03 \x01(\r\x12\x11\n\tinstances\x18\x04 \x01(\r\"\xbe\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x03 \x03(\t\x12\x12\n\ninput_size\x18\x04 \x01(\r\x12\x0f\n\x07\x64\x65vices\x18\x05 \x03(\t\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x1f\n\x17\x64\x65\x66\x61ult_score_threshold\x18\x07 \x01(\x02\x12\x1e\n\x16\x64\x65\x66\x61ult_max_detections\x18\x08 \x01(\r\x12(\n\x08\x62\x61tching\x18\t \x01(\x0b\x32\x16.maskserve.v1.Batching\x12\x31\n\x05\x65xtra\x18\n \x03(\x0b\x32\".maskserve.v1.ModelInfo.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*<\n\nMaskFormat\x12\x12\n\x0eRLE_COMPRESSED\x10\x00\x12\x10\n\x0cRLE_RAW_RUNS\x10\x01\x12\x08\n\x04NONE\x10\x02\x32\xb7\x02\n\x0cSegmentation\x12\x46\n\x07Segment\x12\x1c.maskserve.v1.SegmentRequest\x1a\x1d.maskserve.v1.SegmentResponse\x12J\n\rSegmentStream\x12\x19.maskserve.v1.StreamFrame\x1a\x1a.maskserve.v1.StreamResult(\x01\x30\x01\x12O\n\nListModels\x12\x1f.maskserve.v1.ListModelsRequest\x1a .maskserve.v1.ListModelsResponse\x12\x42\n\x08GetModel\x12\x1d.maskserve.v1.GetModelRequest\x1a\x17.maskserve.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amaskserve/v1/segment.proto\x12\x0cmaskserve.v1\"\xe8\x01\n\x0eSegmentOptions\x12\x1c\n\x0fscore_threshold\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0emax_detections\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\r\x12-\n\x0bmask_format\x18\x04 \x01(\x0e\x32\x18.maskserve.v1.MaskFormat\x12\x1e\n\x11polygon_tolerance\x18\x05 \x01(\x02H\x02\x88\x01\x01\x42\x12\n\x10_score_thresholdB\x11\n\x0f_max_detectionsB\x14\n\x12_polygon_tolerance\"]\n\x0eSegmentRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.maskserve.v1.SegmentOptions\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x1c\n\nRunLengths\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\r\"\x16\n\x04Ring\x12\x0e\n\x06\x63oords\x18\x01 \x03(\x02\"R\n\x07Polygon\x12$\n\x08\x65xterior\x18\x01 \x01(\x0b\x32\x12.maskserve.v1.Ring\x12!\n\x05holes\x18\x02 \x03(\x0b\x32\x12.maskserve.v1.Ring\"3\n\x08Polygons\x12\'\n\x08polygons\x18\x01 \x03(\x0b\x32\x15.maskserve.v1.Polygon\"\x9b\x01\n\x04Mask\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x14\n\ncompressed\x18\x03 \x01(\x0cH\x00\x12(\n\x04runs\x18\x04 \x01(\x0b\x32\x18.maskserve.v1.RunLengthsH\x00\x12*\n\x08polygons\x18\x05 \x01(\x0b\x32\x16.maskserve.v1.PolygonsH\x00\x42\x08\n\x06\x63ounts\"\xa5\x01\n\tDetection\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\r\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x1e\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x11.maskserve.v1.Box\x12 \n\x04mask\x18\x05 \x01(\x0b\x32\x12.maskserve.v1.Mask\x12\x17\n\nmask_score\x18\x06 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_mask_score\"o\n\x07Timings\x12\x15\n\rqueue_seconds\x18\x01 \x01(\x01\x12\x19\n\x11inference_seconds\x18\x02 \x01(\x01\x12\x1b\n\x13postprocess_seconds\x18\x03 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x04 \x01(\x01\"\x94\x01\n\x0fSegmentResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12+\n\ndetections\x18\x04 \x03(\x0b\x32\x17.maskserve.v1.Detection\x12&\n\x07timings\x18\x05 \x01(\x0b\x32\x15.maskserve.v1.Timings\"\x80\x01\n\x0bStreamFrame\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\x12-\n\x07options\x18\x04 \x01(\x0b\x32\x1c.maskserve.v1.SegmentOptions\x12\x12\n\nskip_stale\x18\x05 \x01(\x08\";\n\nFrameError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x98\x01\n\x0cStreamResult\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\x04\x12\x0f\n\x07skipped\x18\x02 \x01(\x08\x12/\n\x06result\x18\x03 \x01(\x0b\x32\x1d.maskserve.v1.SegmentResponseH\x00\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.maskserve.v1.FrameErrorH\x00\x42\t\n\x07outcome\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.maskserve.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"i\n\x08\x42\x61tching\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x1a\n\x12max_queue_delay_ms\x18\x02 \x01(\x01\x12\x16\n\x0emax_queue_size\x18\x03 \x01(\r\x12\x11\n\tinstances\x18\x04 \x01(\r\"\xbe\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x03 \x03(\t\x12\x12\n\ninput_size\x18\x04 \x01(\r\x12\x0f\n\x07\x64\x65vices\x18\x05 \x03(\t\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x1f\n\x17\x64\x65\x66\x61ult_score_threshold\x18\x07 \x01(\x02\x12\x1e\n\x16\x64\x65\x66\x61ult_max_detections\x18\x08 \x01(\r\x12(\n\x08\x62\x61tching\x18\t \x01(\x0b\x32\x16.maskserve.v1.Batching\x12\x31\n\x05\x65xtra\x18\n \x03(\x0b\x32\".maskserve.v1.ModelInfo.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*I\n\nMaskFormat\x12\x12\n\x0eRLE_COMPRESSED\x10\x00\x12\x10\n\x0cRLE_RAW_RUNS\x10\x01\x12\x08\n\x04NONE\x10\x02\x12\x0b\n\x07POLYGON\x10\x03\x32\xb7\x02\n\x0cSegmentation\x12\x46\n\x07Segment\x12\x1c.maskserve.v1.SegmentRequest\x1a\x1d.maskserve.v1.SegmentResponse\x12J\n\rSegmentStream\x12\x19.maskserve.v1.StreamFrame\x1a\x1a.maskserve.v1.StreamResult(\x01\x30\x01\x12O\n\nListModels\x12\x1f.maskserve.v1.ListModelsRequest\x1a .maskserve.v1.ListModelsResponse\x12\x42\n\x08GetModel\x12\x1d.maskserve.v1.GetModelRequest\x1a\x17.maskserve.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,42 +33,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELINFO_EXTRAENTRY']._loaded_options = None
   _globals['_MODELINFO_EXTRAENTRY']._serialized_options = b'8\001'
-  _globals['_MASKFORMAT']._serialized_start=1842
-  _globals['_MASKFORMAT']._serialized_end=1902
+  _globals['_MASKFORMAT']._serialized_start=2102
+  _globals['_MASKFORMAT']._serialized_end=2175
   _globals['_SEGMENTOPTIONS']._serialized_start=45
-  _globals['_SEGMENTOPTIONS']._serialized_end=223
-  _globals['_SEGMENTREQUEST']._serialized_start=225
-  _globals['_SEGMENTREQUEST']._serialized_end=318
-  _globals['_BOX']._serialized_start=320
-  _globals['_BOX']._serialized_end=373
-  _globals['_RUNLENGTHS']._serialized_start=375
-  _globals['_RUNLENGTHS']._serialized_end=403
-  _globals['_MASK']._serialized_start=405
-  _globals['_MASK']._serialized_end=516
-  _globals['_DETECTION']._serialized_start=519
-  _globals['_DETECTION']._serialized_end=684
-  _globals['_TIMINGS']._serialized_start=686
-  _globals['_TIMINGS']._serialized_end=797
-  _globals['_SEGMENTRESPONSE']._serialized_start=800
-  _globals['_SEGMENTRESPONSE']._serialized_end=948
-  _globals['_STREAMFRAME']._serialized_start=951
-  _globals['_STREAMFRAME']._serialized_end=1079
-  _globals['_FRAMEERROR']._serialized_start=1081
-  _globals['_FRAMEERROR']._serialized_end=1140
-  _globals['_STREAMRESULT']._serialized_start=1143
-  _globals['_STREAMRESULT']._serialized_end=1295
-  _globals['_LISTMODELSREQUEST']._serialized_start=1297
-  _globals['_LISTMODELSREQUEST']._serialized_end=1316
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1318
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1379
-  _globals['_GETMODELREQUEST']._serialized_start=1381
-  _globals['_GETMODELREQUEST']._serialized_end=1412
-  _globals['_BATCHING']._serialized_start=1414
-  _globals['_BATCHING']._serialized_end=1519
-  _globals['_MODELINFO']._serialized_start=1522
-  _globals['_MODELINFO']._serialized_end=1840
-  _globals['_MODELINFO_EXTRAENTRY']._serialized_start=1796
-  _globals['_MODELINFO_EXTRAENTRY']._serialized_end=1840
-  _globals['_SEGMENTATION']._serialized_start=1905
-  _globals['_SEGMENTATION']._serialized_end=2216
+  _globals['_SEGMENTOPTIONS']._serialized_end=277
+  _globals['_SEGMENTREQUEST']._serialized_start=279
+  _globals['_SEGMENTREQUEST']._serialized_end=372
+  _globals['_BOX']._serialized_start=374
+  _globals['_BOX']._serialized_end=427
+  _globals['_RUNLENGTHS']._serialized_start=429
+  _globals['_RUNLENGTHS']._serialized_end=457
+  _globals['_RING']._serialized_start=459
+  _globals['_RING']._serialized_end=481
+  _globals['_POLYGON']._serialized_start=483
+  _globals['_POLYGON']._serialized_end=565
+  _globals['_POLYGONS']._serialized_start=567
+  _globals['_POLYGONS']._serialized_end=618
+  _globals['_MASK']._serialized_start=621
+  _globals['_MASK']._serialized_end=776
+  _globals['_DETECTION']._serialized_start=779
+  _globals['_DETECTION']._serialized_end=944
+  _globals['_TIMINGS']._serialized_start=946
+  _globals['_TIMINGS']._serialized_end=1057
+  _globals['_SEGMENTRESPONSE']._serialized_start=1060
+  _globals['_SEGMENTRESPONSE']._serialized_end=1208
+  _globals['_STREAMFRAME']._serialized_start=1211
+  _globals['_STREAMFRAME']._serialized_end=1339
+  _globals['_FRAMEERROR']._serialized_start=1341
+  _globals['_FRAMEERROR']._serialized_end=1400
+  _globals['_STREAMRESULT']._serialized_start=1403
+  _globals['_STREAMRESULT']._serialized_end=1555
+  _globals['_LISTMODELSREQUEST']._serialized_start=1557
+  _globals['_LISTMODELSREQUEST']._serialized_end=1576
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1578
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1639
+  _globals['_GETMODELREQUEST']._serialized_start=1641
+  _globals['_GETMODELREQUEST']._serialized_end=1672
+  _globals['_BATCHING']._serialized_start=1674
+  _globals['_BATCHING']._serialized_end=1779
+  _globals['_MODELINFO']._serialized_start=1782
+  _globals['_MODELINFO']._serialized_end=2100
+  _globals['_MODELINFO_EXTRAENTRY']._serialized_start=2056
+  _globals['_MODELINFO_EXTRAENTRY']._serialized_end=2100
+  _globals['_SEGMENTATION']._serialized_start=2178
+  _globals['_SEGMENTATION']._serialized_end=2489
 # @@protoc_insertion_point(module_scope)

@@ -12,21 +12,25 @@ class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RLE_COMPRESSED: _ClassVar[MaskFormat]
     RLE_RAW_RUNS: _ClassVar[MaskFormat]
     NONE: _ClassVar[MaskFormat]
+    POLYGON: _ClassVar[MaskFormat]
 RLE_COMPRESSED: MaskFormat
 RLE_RAW_RUNS: MaskFormat
 NONE: MaskFormat
+POLYGON: MaskFormat
 
 class SegmentOptions(_message.Message):
-    __slots__ = ("score_threshold", "max_detections", "classes", "mask_format")
+    __slots__ = ("score_threshold", "max_detections", "classes", "mask_format", "polygon_tolerance")
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MAX_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     MASK_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     score_threshold: float
     max_detections: int
     classes: _containers.RepeatedScalarFieldContainer[int]
     mask_format: MaskFormat
-    def __init__(self, score_threshold: _Optional[float] = ..., max_detections: _Optional[int] = ..., classes: _Optional[_Iterable[int]] = ..., mask_format: _Optional[_Union[MaskFormat, str]] = ...) -> None: ...
+    polygon_tolerance: float
+    def __init__(self, score_threshold: _Optional[float] = ..., max_detections: _Optional[int] = ..., classes: _Optional[_Iterable[int]] = ..., mask_format: _Optional[_Union[MaskFormat, str]] = ..., polygon_tolerance: _Optional[float] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
     __slots__ = ("model", "image", "options")
@@ -56,17 +60,39 @@ class RunLengths(_message.Message):
     counts: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, counts: _Optional[_Iterable[int]] = ...) -> None: ...
 
+class Ring(_message.Message):
+    __slots__ = ("coords",)
+    COORDS_FIELD_NUMBER: _ClassVar[int]
+    coords: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, coords: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Polygon(_message.Message):
+    __slots__ = ("exterior", "holes")
+    EXTERIOR_FIELD_NUMBER: _ClassVar[int]
+    HOLES_FIELD_NUMBER: _ClassVar[int]
+    exterior: Ring
+    holes: _containers.RepeatedCompositeFieldContainer[Ring]
+    def __init__(self, exterior: _Optional[_Union[Ring, _Mapping]] = ..., holes: _Optional[_Iterable[_Union[Ring, _Mapping]]] = ...) -> None: ...
+
+class Polygons(_message.Message):
+    __slots__ = ("polygons",)
+    POLYGONS_FIELD_NUMBER: _ClassVar[int]
+    polygons: _containers.RepeatedCompositeFieldContainer[Polygon]
+    def __init__(self, polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ...) -> None: ...
+
 class Mask(_message.Message):
-    __slots__ = ("height", "width", "compressed", "runs")
+    __slots__ = ("height", "width", "compressed", "runs", "polygons")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     COMPRESSED_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    POLYGONS_FIELD_NUMBER: _ClassVar[int]
     height: int
     width: int
     compressed: bytes
     runs: RunLengths
-    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., compressed: _Optional[bytes] = ..., runs: _Optional[_Union[RunLengths, _Mapping]] = ...) -> None: ...
+    polygons: Polygons
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., compressed: _Optional[bytes] = ..., runs: _Optional[_Union[RunLengths, _Mapping]] = ..., polygons: _Optional[_Union[Polygons, _Mapping]] = ...) -> None: ...
 
 class Detection(_message.Message):
     __slots__ = ("class_id", "label", "score", "box", "mask", "mask_score")
