@@ -2,7 +2,8 @@
 
 REST: :class:`Client` / :class:`AsyncClient`; gRPC: :class:`GrpcClient` /
 :class:`AsyncGrpcClient` (imported on first use).  Masks arrive as COCO RLE and are
-decoded with :mod:`maskserve_client.rle` when :meth:`Detection.mask` is called.
+decoded with :mod:`maskserve_client.rle` when :meth:`Detection.mask` is called (or, with
+``mask_format="polygon"``, as :class:`PolygonMask`, filled by :mod:`maskserve_client.polygon`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from maskserve_client.errors import MaskserveClientError
+from maskserve_client.polygon import Polygon, PolygonMask
 from maskserve_client.rest import AsyncClient, Client
 from maskserve_client.retry import NO_RETRY, RetryPolicy
 from maskserve_client.types import Batching, Detection, ModelInfo, Rle, SegmentResult, StreamResult
@@ -29,6 +31,8 @@ __all__ = [
     "GrpcClient",
     "MaskserveClientError",
     "ModelInfo",
+    "Polygon",
+    "PolygonMask",
     "RetryPolicy",
     "Rle",
     "SegmentResult",
