@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,13 @@ def presented_key(authorization: str | None, api_key: str | None) -> str | None:
     return None
 
 
+def websocket_query_key(query_string: bytes) -> str | None:
+    """``?api_key=...`` of a WebSocket URL (only there: for HTTP a key in the URL would end
+    up in access logs, and clients can send a header)."""
+    values = urllib.parse.parse_qs(query_string.decode("latin-1")).get("api_key")
+    return values[0] if values else None
+
+
 class ApiKeyMiddleware:
     """ASGI: HTTP and WebSocket requests outside ``open_paths`` need a key."""
 
@@ -95,10 +103,12 @@ class ApiKeyMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = presented_key(headers.get("authorization"), headers.get("x-api-key"))
+        if key is None and scope["type"] == "websocket":  # browsers cannot set headers there
+            key = websocket_query_key(scope.get("query_string", b""))
         if self.keys.accepts(key):
             await self.app(scope, receive, send)
             return
-        self.metrics.auth_failures.labels("rest").inc()
+        self.metrics.auth_failures.labels("ws" if scope["type"] == "websocket" else "rest").inc()
         body = json.dumps({"error": {"code": "unauthenticated", "message": MESSAGE}}).encode()
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
