@@ -292,6 +292,8 @@ def create_rest_app(
         version="1",
         summary="Instance segmentation: images in, COCO RLE masks out.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by maskserve.web, not from a CDN
+        redoc_url=None,
     )
     api = RestApi(service, settings, metrics)
     add = app.add_api_route
