@@ -96,9 +96,13 @@ class ApiKeyMiddleware:
     ) -> None:
         self.app, self.keys, self.metrics = app, keys, metrics
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = tuple(p for p in self.open_paths if len(p) > 1 and p.endswith("/"))
+
+    def _open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths:
+        if scope["type"] not in ("http", "websocket") or self._open(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

@@ -48,9 +48,13 @@ MIB = 1 << 20
 
 LogFormat = Literal["text", "json"]
 OverloadStatus = Literal["unavailable", "resource_exhausted"]
-DTypeName = Literal["float32", "float16"]
+DTypeName = Literal["float32", "float16", "bfloat16"]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16}
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
 
 
 def default_devices() -> list[str]:
@@ -136,6 +140,37 @@ class Settings:
     max_pixels: int = setting(
         40_000_000, number(int), check=at_least(1), help="largest decoded image (pixels)"
     )
+    max_pixels_in_flight: int = setting(
+        400_000_000,
+        number(int),
+        check=at_least(1),
+        help="decoded pixels of all requests in flight together (about 3 bytes each, "
+        "before the model's copies); a request past it gets a fast 503",
+    )
+    max_connections: int = setting(
+        512,
+        number(int),
+        check=at_least(0),
+        help="open HTTP connections served at once; a request on one more gets a fast 503 "
+        "and its connection is closed (0: no limit). Keep it below the descriptor limit",
+    )
+    http_keep_alive_s: int = setting(
+        5, number(int), check=at_least(1), help="seconds an idle HTTP keep-alive connection stays"
+    )
+    grpc_keepalive_s: float = setting(
+        60.0,
+        number(float),
+        check=positive(),
+        help="the gRPC server pings a connection silent this long, and closes it when the "
+        "ping is not answered within 20 s (a vanished client)",
+    )
+    grpc_max_connection_idle_s: float = setting(
+        300.0,
+        number(float),
+        check=at_least(0),
+        help="a gRPC connection without calls this long is closed with GOAWAY (clients "
+        "reconnect transparently; 0: never)",
+    )
     overload_status: OverloadStatus = setting(
         "unavailable",
         fields.lower_text,
@@ -153,7 +188,8 @@ class Settings:
         "float32",
         fields.lower_text,
         check=choices(get_args(DTypeName)),
-        help="model weights' dtype on the devices",
+        help="model weights' dtype on the devices (bfloat16: CPUs with AVX-512 BF16 / AMX, "
+        "where it is faster; docs/benchmarks.md gives speed and accuracy)",
     )
     adaptive_batching: bool = setting(
         True,
@@ -186,8 +222,9 @@ class Settings:
     )
     auth_open_paths: list[str] = setting(
         convert=fields.string_list,
-        factory=lambda: ["/healthz", "/readyz", "/metrics"],
-        help="HTTP paths that need no API key",
+        factory=lambda: ["/healthz", "/readyz", "/metrics", "/", "/static/"],
+        help="HTTP paths that need no API key; one ending in / (other than /) opens every "
+        "path under it. The page (/ and /static/) asks for the key itself",
     )
     tls_cert_file: Path | None = setting(
         None, fields.optional_path, help="PEM certificate: serve HTTPS and gRPC over TLS"
