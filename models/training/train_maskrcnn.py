@@ -26,8 +26,10 @@ from maskserve.models.maskrcnn.network import build_maskrcnn
 from maskserve.models.synthetic import SHAPE_CLASSES, generate_sample
 from maskserve.models.synthetic.generator import Sample
 from maskserve.models.tomlwrite import dumps
+from maskserve.models.training.arguments import add_training_arguments
 from maskserve.models.training.train_yolact import learning_rate, random_size, shapes_config
 from maskserve.models.yolact.checkpoint import read_state_dict
+from maskserve.progress import Progress
 
 log = logging.getLogger("train_maskrcnn")
 SERVED_SCORE_THRESHOLD = 0.5
@@ -84,7 +86,9 @@ def train(args: argparse.Namespace) -> MaskRCNN:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     started = time.perf_counter()
+    progress = Progress("train", args.iterations)
     for step in range(args.iterations):
+        progress.advance()
         samples = [generate_sample(rng, *random_size(rng)) for _ in range(args.batch_size)]
         images = [torch.from_numpy(s.image).permute(2, 0, 1).float() / 255.0 for s in samples]
         for group in optimizer.param_groups:
@@ -128,18 +132,17 @@ def write_model(model: MaskRCNN, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="models/zoo/maskrcnn_shapes")
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--init", type=Path, help="resume from these Mask R-CNN weights")
+    add_training_arguments(
+        parser,
+        out="models/zoo/maskrcnn_shapes",
+        iterations=2000,
+        batch_size=4,
+        lr=5e-4,
+        warmup=100,
+        log_every=10,
+        checkpoint_every=200,
+    )
     parser.add_argument("--backbone-from", type=Path, help="YOLACT weights for the ResNet body")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--checkpoint-every", type=int, default=200)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)

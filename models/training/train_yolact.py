@@ -23,12 +23,14 @@ import torch.nn.functional as F
 from maskserve.models.synthetic import SHAPE_CLASSES, generate_sample
 from maskserve.models.synthetic.generator import Sample
 from maskserve.models.tomlwrite import dumps
+from maskserve.models.training.arguments import add_training_arguments
 from maskserve.models.training.yolact_loss import Target, yolact_loss
 from maskserve.models.yolact.checkpoint import read_state_dict, save_safetensors
 from maskserve.models.yolact.config import BackboneConfig, YolactConfig
 from maskserve.models.yolact.config_io import config_to_dict
 from maskserve.models.yolact.network import RawOutputs, Yolact
 from maskserve.models.yolact.preprocess import preprocess_images
+from maskserve.progress import Progress
 
 log = logging.getLogger("train_yolact")
 SERVED_SCORE_THRESHOLD = 0.3  # the server's default for requests that name none
@@ -102,7 +104,9 @@ def train(args: argparse.Namespace) -> Yolact:
     proto_size = config.max_size // 4
     device = torch.device("cpu")
     started = time.perf_counter()
+    progress = Progress("train", args.iterations)
     for step in range(args.iterations):
+        progress.advance()
         samples = [generate_sample(rng, *random_size(rng)) for _ in range(args.batch_size)]
         images = preprocess_images([s.image for s in samples], config, device)
         targets = [to_target(s, proto_size) for s in samples]
@@ -148,21 +152,16 @@ def write_model(model: Yolact, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="models/zoo/yolact_shapes")
-    parser.add_argument("--iterations", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--init", type=Path, help="start from these weights (resume a run)")
-    parser.add_argument(
-        "--bf16",
-        action="store_true",
-        help="bfloat16 autocast for the network (≈2× faster on AVX512-BF16 CPUs)",
+    add_training_arguments(
+        parser,
+        out="models/zoo/yolact_shapes",
+        iterations=3000,
+        batch_size=8,
+        lr=2e-3,
+        warmup=200,
+        log_every=20,
+        checkpoint_every=250,
     )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--log-every", type=int, default=20)
-    parser.add_argument("--checkpoint-every", type=int, default=250)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
