@@ -79,6 +79,8 @@ def build_backend(
 def find_model(name: str, repository: Path | None = None) -> ModelSpec:
     """The folder ``name`` in ``repository`` (else the shipped zoo)."""
     root = repository or ZOO_DIR
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise KeyError(f"invalid model name {name!r}: it must be one folder name")
     folder = root / name
     if not (folder / "model.toml").is_file():
         known = ", ".join(list_models(root)) or "none"

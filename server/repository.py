@@ -58,20 +58,42 @@ def scan_repository(settings: Settings) -> RepositoryScan:
             p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
         )
     else:
-        folders = [root / name for name in settings.models]
+        folders = []
+        for name in settings.models:
+            try:
+                folders.append(root / check_model_name(name))
+            except ValueError as exc:
+                scan.fail(name, str(exc))
     for folder in folders:
         _read_folder(folder, settings, scan)
     return scan
+
+
+def check_model_name(name: str) -> str:
+    """A model name is one folder name: no path separators, no ``.``/``..``."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"invalid model name {name!r}: it must be one folder name")
+    return name
+
+
+def _inside(path: Path, root: Path, what: str, model: str) -> None:
+    """Refuse ``path`` if it resolves (symlinks followed) outside the repository."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"model {model!r}: its {what} leads outside the model repository")
 
 
 def _read_folder(folder: Path, settings: Settings, scan: RepositoryScan) -> None:
     source = str(folder / "model.toml")
     try:
         if not folder.is_dir():
-            raise FileNotFoundError(f"no folder {folder.name!r} in {folder.parent}")
+            raise FileNotFoundError(f"no folder {folder.name!r} in the model repository")
+        root = settings.model_repository
+        _inside(folder, root, "folder", folder.name)
         spec = ModelSpec.from_folder(folder)
+        _inside(spec.weights, root, "weights file", spec.name)
         if not spec.weights.is_file():
-            raise FileNotFoundError(f"weights file {spec.weights} does not exist")
+            shown = spec.weights.relative_to(root) if spec.weights.is_relative_to(root) else "?"
+            raise FileNotFoundError(f"model {spec.name!r}: weights file {shown} does not exist")
         config = ModelSettings.resolve(spec.settings, settings, source)
     except tomllib.TOMLDecodeError as exc:
         scan.fail(folder.name, f"{source}: invalid TOML: {exc}")
