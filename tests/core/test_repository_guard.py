@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from maskserve.models.registry import ZOO_DIR, find_model
-from maskserve.repository import scan_repository
+from maskserve.repository import RepositoryScan, scan_repository
 from maskserve.settings import Settings
 
 SHIPPED = ZOO_DIR / "yolact_shapes"
@@ -21,7 +21,7 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def scan(root: Path, models: list[str] | None = None):  # noqa: ANN201
+def scan(root: Path, models: list[str] | None = None) -> RepositoryScan:
     return scan_repository(Settings(model_repository=root, models=models, devices=["cpu"]))
 
 
@@ -60,7 +60,7 @@ def test_weights_outside_the_repository_are_refused(tmp_path: Path) -> None:
 
 
 class Boom:
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self) -> tuple[object, tuple[str]]:
         return (print, ("code ran",))
 
 
@@ -74,6 +74,6 @@ def test_a_pickle_with_code_is_refused_with_a_clear_error(tmp_path: Path) -> Non
     (folder / "model.toml").write_text(
         toml.replace('weights = "weights.safetensors"', 'weights = "weights.pth"')
     )
-    with pytest.raises(Exception) as refused:  # noqa: PT011 (the loader's own error type)
+    with pytest.raises(Exception) as refused:
         build_backend(ModelSpec.from_folder(folder))
     assert "weights_only" in str(refused.value) or "Unsupported" in str(refused.value)
