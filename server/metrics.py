@@ -69,6 +69,10 @@ class Metrics:
         self.inflight = self._gauge(
             "inflight_requests", "Requests being processed (decode to response)."
         )
+        self.model_ready = self._gauge(
+            "model_ready",
+            "1 while the model serves; 0 while loading or after its batches kept failing.",
+        )
         self.batch_size_limit = self._gauge(
             "batch_size_limit",
             "Largest batch the adaptive batcher currently forms (max_batch_size when off).",

@@ -37,11 +37,13 @@ from maskserve.errors import (
     ModelNotFoundError,
     ModelNotReadyError,
 )
+from maskserve.health import PROBE_INTERVAL_S, ModelHealth
 from maskserve.imageio import decode_image
 from maskserve.metrics import Metrics
 from maskserve.models.base import ModelInfo
 from maskserve.models.types import Detections
 from maskserve.options import SegmentOptions
+from maskserve.pixel_budget import PixelBudget, header_pixels
 from maskserve.repository import ModelEntry, scan_repository
 from maskserve.results import ImageResult, build_result, select
 from maskserve.settings import Settings
@@ -61,8 +63,14 @@ class ServedModel:
     batcher: DynamicBatcher
     workers: list[Worker]
     info: ModelInfo | None = None
-    ready: bool = False
+    ready: bool = False  # loaded and warmed up
     devices: list[str] = field(default_factory=list)
+    health: ModelHealth | None = None
+
+    @property
+    def serving(self) -> bool:
+        """Loaded, and its batches are not failing (see :mod:`maskserve.health`)."""
+        return self.ready and (self.health is None or self.health.healthy)
 
 
 class SegmentationService:
@@ -91,6 +99,8 @@ class SegmentationService:
         self._idle = asyncio.Event()
         self._idle.set()
         self.statistics = Statistics()
+        self._probes: set[asyncio.Task[None]] = set()
+        self._pixels = PixelBudget(settings.max_pixels_in_flight)
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> SegmentationService:
@@ -142,6 +152,9 @@ class SegmentationService:
             workers=len(devices) * cfg.instances,
         )
         placements = [device for device in devices for _ in range(cfg.instances)]
+        health = ModelHealth(entry.name, self.metrics)
+        watchdog = self.settings.worker_watchdog_s or None
+        on_batch = functools.partial(self._batch_done, entry.name, health)
         workers = [
             Worker(
                 entry.spec,
@@ -152,10 +165,27 @@ class SegmentationService:
                 self.settings.torch_dtype,
                 self.metrics,
                 core_share=self._core_share,
+                watchdog_s=watchdog,
+                on_batch=on_batch,
             )
             for i, device in enumerate(placements)
         ]
-        return ServedModel(entry, batcher, workers, devices=[str(d) for d in devices])
+        devices_used = [str(d) for d in devices]
+        return ServedModel(entry, batcher, workers, devices=devices_used, health=health)
+
+    def _batch_done(self, name: str, health: ModelHealth, ok: bool, reason: str) -> None:
+        if health.batch_done(ok, reason):  # just turned unhealthy: probe until it recovers
+            self._probes.add(asyncio.create_task(self._probe(name, health)))
+
+    async def _probe(self, name: str, health: ModelHealth) -> None:
+        served = self._models.get(name)
+        while served is not None and not health.healthy and not self._draining:
+            await asyncio.sleep(PROBE_INTERVAL_S)  # a period between probes, not a sync
+            for worker in served.workers:
+                if worker.retired or not await worker.probe():
+                    continue
+                health.recovered()
+                break
 
     async def _load(self, served: ServedModel) -> None:
         name = served.entry.name
@@ -179,6 +209,8 @@ class SegmentationService:
         for worker in served.workers:
             worker.start()
         served.ready = True
+        if served.health is not None:
+            served.health.publish()
 
     @property
     def ready(self) -> bool:
@@ -187,13 +219,15 @@ class SegmentationService:
             self._started
             and not self._draining
             and bool(self._models)
-            and all(served.ready for served in self._models.values())
+            and all(served.serving for served in self._models.values())
         )
 
     async def drain(self, grace_s: float) -> None:
         """Refuse new requests (``ready`` turns False) and wait up to ``grace_s`` for the
         in-flight ones to finish."""
         self._draining = True
+        for served in self._models.values():
+            served.batcher.stop_waiting()  # nobody new is coming: run forming batches now
         if self._inflight == 0:
             return
         log.info("draining: waiting up to %.1f s for %d requests", grace_s, self._inflight)
@@ -206,6 +240,8 @@ class SegmentationService:
     async def stop(self) -> None:
         """Fail whatever is still queued, stop the workers, release the thread pool."""
         self._draining = True
+        for probe in self._probes:
+            probe.cancel()
         for served in self._models.values():
             served.batcher.close(ModelNotReadyError("the server is shutting down"))
         await asyncio.gather(*(w.stop() for s in self._models.values() for w in s.workers))
@@ -220,10 +256,7 @@ class SegmentationService:
     def model_states(self) -> list[tuple[str, str, str]]:
         """(name, state, reason) of every model the repository named: READY, LOADING (not
         warmed up yet, or the server is draining) or UNAVAILABLE (failed to load)."""
-        states = [
-            (name, "READY" if served.ready and not self._draining else "LOADING", "")
-            for name, served in self._models.items()
-        ]
+        states = [(name, *_state(served, self._draining)) for name, served in self._models.items()]
         states += [(name, "UNAVAILABLE", reason) for name, reason in self._failures.items()]
         return sorted(states)
 
@@ -267,8 +300,12 @@ class SegmentationService:
     def _lookup(self, name: str) -> ServedModel:
         """The loaded model ``name``; NotFound (naming a load error) or NotReady otherwise."""
         served = self._models.get(name)
-        if served is not None and served.ready:
+        if served is not None and served.serving:
             return served
+        if served is not None and served.ready and served.health is not None:
+            raise ModelNotReadyError(
+                f"model {name!r} is not ready: {served.health.reason}; probing it"
+            )
         if name in self._failures:
             raise ModelNotFoundError(f"model {name!r} failed to load: {self._failures[name]}")
         if served is not None or not self._started:
@@ -287,16 +324,18 @@ class SegmentationService:
         deadline: float | None = None,
         protocol: str = "rest",
         priority: int = 0,
+        held: bool = False,
     ) -> ImageResult:
         """Segment one encoded image with ``model``; ``deadline`` is ``time.monotonic()``
-        seconds (None: the server's ``request_timeout_s``; an earlier client deadline wins)."""
+        seconds (None: the server's ``request_timeout_s``; an earlier client deadline wins).
+        ``held``: work taken in with :meth:`hold` before a drain, served while draining."""
         began = time.monotonic()
         known = model in self._models or model in self._failures
         label = model if known else UNKNOWN_MODEL_LABEL
         self._enter(label)
         status = "ok"
         try:
-            return await self._segment(model, image, options, deadline, began, priority)
+            return await self._segment(model, image, options, deadline, began, priority, held)
         except MaskserveError as exc:
             status = exc.code
             if known:
@@ -331,8 +370,9 @@ class SegmentationService:
         deadline: float | None,
         began: float,
         priority: int = 0,
+        held: bool = False,
     ) -> ImageResult:
-        served = self._serving(model)
+        served = self._lookup(model) if held else self._serving(model)
         assert served.info is not None
         _check_classes(served.info, options)
         limit = began + self.settings.request_timeout_s
@@ -340,16 +380,18 @@ class SegmentationService:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceededError("the request's deadline had passed on arrival")
+        budget = self._pixels.reserve(header_pixels(image), model)
         try:
-            async with asyncio.timeout(remaining):
-                pixels = await self._offload(decode_image, image, self.settings.max_pixels)
-                decode_s = time.monotonic() - began
-                finish = functools.partial(_postprocess, served.info, options)
-                outcome = await served.batcher.submit(pixels, deadline, finish, priority)
-                finished = outcome.finished  # done on an idle worker's thread
-                if finished is None:
-                    finished = await self._offload(finish, outcome.detections)
-                result, post_s = finished
+            with budget:
+                async with asyncio.timeout(remaining):
+                    pixels = await self._offload(decode_image, image, self.settings.max_pixels)
+                    decode_s = time.monotonic() - began
+                    finish = functools.partial(_postprocess, served.info, options)
+                    outcome = await served.batcher.submit(pixels, deadline, finish, priority)
+                    finished = outcome.finished  # done on an idle worker's thread
+                    if finished is None:
+                        finished = await self._offload(finish, outcome.detections)
+                    result, post_s = finished
         except TimeoutError:
             raise DeadlineExceededError(
                 f"deadline exceeded after {time.monotonic() - began:.3f} s (model {model!r})"
@@ -381,16 +423,34 @@ class SegmentationService:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
 
-    def _enter(self, label: str) -> None:
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the decode/encode thread pool (protocol layers encode their
+        answers there, e.g. the REST overlay pictures), keeping the event loop free."""
+        return await self._offload(fn, *args)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def hold(self) -> None:
+        """Count work a protocol took in before a drain (a stream's received frame, until
+        its answer is written) as in flight, so :meth:`drain` waits for it; :meth:`release`
+        ends it."""
         self._inflight += 1
         self._idle.clear()
+
+    def release(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
+
+    def _enter(self, label: str) -> None:
+        self.hold()
         self.metrics.inflight.labels(label).inc()
 
     def _leave(self, label: str) -> None:
-        self._inflight -= 1
         self.metrics.inflight.labels(label).dec()
-        if self._inflight == 0:
-            self._idle.set()
+        self.release()
 
 
 def _single_threaded_torch() -> None:
@@ -424,3 +484,10 @@ def _postprocess(
     kept = select(detections, options, info.score_threshold, info.max_detections)
     result = build_result(info.name, kept, options)
     return result, time.perf_counter() - began
+
+
+def _state(served: ServedModel, draining: bool) -> tuple[str, str]:
+    """Repository-index state and reason of a loaded (or loading) model."""
+    if served.ready and served.health is not None and not served.health.healthy:
+        return "UNAVAILABLE", served.health.reason
+    return ("READY" if served.serving and not draining else "LOADING"), ""

@@ -140,6 +140,13 @@ class Settings:
     max_pixels: int = setting(
         40_000_000, number(int), check=at_least(1), help="largest decoded image (pixels)"
     )
+    worker_watchdog_s: float = setting(
+        120.0,
+        number(float),
+        check=at_least(0),
+        help="a batch running longer fails (500) and its worker is replaced with a fresh "
+        "model copy (0: no watchdog); keep it above the slowest batch",
+    )
     max_pixels_in_flight: int = setting(
         400_000_000,
         number(int),

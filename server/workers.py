@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ import torch
 from maskserve.batching import BatchItem, DynamicBatcher, ItemOutcome
 from maskserve.cpu_share import CoreShare
 from maskserve.errors import InferenceError, ModelNotReadyError
+from maskserve.health import MAX_REPLACEMENTS, WorkerHungError
 from maskserve.metrics import Metrics
 from maskserve.models.base import Backend
 from maskserve.models.registry import ModelSpec
@@ -43,6 +45,7 @@ from maskserve.models.types import Detections
 log = logging.getLogger(__name__)
 
 BackendBuilder = Callable[[ModelSpec, torch.device, torch.dtype], Backend]
+T = TypeVar("T")
 WARMUP_GRAY = 114
 
 
@@ -75,6 +78,8 @@ class Worker:
         metrics: Metrics | None = None,
         core_share: CoreShare | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        watchdog_s: float | None = None,
+        on_batch: Callable[[bool, str], object] | None = None,
     ) -> None:
         self.spec = spec
         self.device = device
@@ -90,6 +95,10 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         self.backend: Backend | None = None
         self.warmed_up = False
+        self._watchdog_s = watchdog_s  # see maskserve.health
+        self._on_batch = on_batch
+        self.replacements = 0
+        self.retired = False
 
     async def load(self) -> Backend:
         """Build this worker's model copy on its thread and warm it up with a dummy batch."""
@@ -144,16 +153,15 @@ class Worker:
         self._task = asyncio.create_task(self._run(), name=f"worker {self.name}")
 
     async def _run(self) -> None:
-        while (batch := await self.batcher.next_batch()) is not None:
+        while not self.retired and (batch := await self.batcher.next_batch()) is not None:
             await self.execute(batch)
 
     async def execute(self, batch: list[BatchItem]) -> None:
         """Run one batch; a failure fails only this batch's requests."""
         loop = asyncio.get_running_loop()
         try:
-            found, seconds, finished = await loop.run_in_executor(
-                self._thread, self._compute, batch
-            )
+            work = loop.run_in_executor(self._thread, self._compute, batch)
+            found, seconds, finished = await self._guarded(work, len(batch))
         except asyncio.CancelledError:
             for item in batch:
                 item.fail(ModelNotReadyError(f"model {self.spec.name!r} is shutting down"))
@@ -163,7 +171,11 @@ class Worker:
             log.error("worker %s: batch of %d failed: %s", self.name, len(batch), error)
             for item in batch:
                 item.fail(error)
+            self._report(False, str(error))
+            if isinstance(exc, WorkerHungError):
+                await self._replace()
             return
+        self._report(True, "")
         if self._metrics is not None:
             self._metrics.inference_duration.labels(self.spec.name, str(self.device)).observe(
                 seconds
@@ -220,6 +232,52 @@ class Worker:
                 torch.cuda.empty_cache()  # give the failed batch's blocks back before the next
             raise
         return list(found), self._clock() - began
+
+    async def _guarded(self, work: asyncio.Future[T], size: int) -> T:
+        """``work``'s result, or WorkerHungError past the watchdog (the thread keeps it)."""
+        if self._watchdog_s is None:
+            return await work
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), self._watchdog_s)
+        except TimeoutError:
+            raise WorkerHungError(
+                f"model {self.spec.name!r}: a batch of {size} did not finish within the "
+                f"watchdog's {self._watchdog_s:g} s on {self.device}; the worker is replaced"
+            ) from None
+
+    def _report(self, ok: bool, reason: str) -> None:
+        if self._on_batch is not None:
+            self._on_batch(ok, reason)
+
+    async def _replace(self) -> None:
+        """A fresh thread and model copy; the hung thread is abandoned (see health)."""
+        self.replacements += 1
+        hung, self._thread = (
+            self._thread,
+            ThreadPoolExecutor(1, thread_name_prefix=f"maskserve-{self.name}-r{self.replacements}"),
+        )
+        hung.shutdown(wait=False, cancel_futures=True)
+        if self.replacements > MAX_REPLACEMENTS:
+            log.error("worker %s hung %d times: retired", self.name, self.replacements)
+            self.retired = True
+            return
+        try:
+            await self.load()
+        except Exception:
+            log.exception("worker %s could not be rebuilt: retired", self.name)
+            self.retired = True
+
+    async def probe(self) -> bool:
+        """One warm-up image through this worker (guarded): whether it succeeded."""
+        size = max(1, int(self.backend.info.input_size)) if self.backend else 1
+        dummy = np.full((size, size, 3), WARMUP_GRAY, dtype=np.uint8)
+        loop = asyncio.get_running_loop()
+        try:
+            await self._guarded(loop.run_in_executor(self._thread, self._infer, [dummy]), 1)
+        except Exception as exc:
+            log.info("worker %s: probe failed: %s", self.name, exc)
+            return False
+        return True
 
     def _describe_failure(self, exc: Exception, size: int) -> InferenceError:
         if isinstance(exc, InferenceError):
