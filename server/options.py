@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from maskserve.errors import InvalidOptionError
+
+if TYPE_CHECKING:
+    from maskserve.models.base import ModelInfo
 
 MaskFormat = Literal["rle", "none", "polygon"]
 MASK_FORMATS: tuple[str, ...] = get_args(MaskFormat)
@@ -49,3 +52,15 @@ class SegmentOptions:
                 f"polygon_tolerance must be in [0, {MAX_POLYGON_TOLERANCE:g}] pixels, "
                 f"got {tolerance}"
             )
+
+
+def check_classes(info: ModelInfo, options: SegmentOptions) -> None:
+    """``classes`` must be class ids of the model."""
+    if options.classes is None:
+        return
+    count = len(info.class_names)
+    bad = sorted(c for c in options.classes if not 0 <= c < count)
+    if bad:
+        raise InvalidOptionError(
+            f"classes {bad} are not class ids of model {info.name!r}; valid ids are 0..{count - 1}"
+        )

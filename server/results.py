@@ -8,6 +8,7 @@ detections in descending score. With ``mask_format="polygon"`` each mask is
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 
 from maskserve.masks import encode_detections
 from maskserve.masks.polygon import rle_to_polygons
+from maskserve.models.base import ModelInfo
 from maskserve.models.types import Detections
 from maskserve.options import SegmentOptions
 
@@ -109,3 +111,14 @@ def build_result(model: str, detections: Detections, options: SegmentOptions) ->
         for i, (c, s, b, m) in enumerate(zip(classes, scores, boxes, masks, strict=True))
     ]
     return ImageResult(model=model, width=width, height=height, detections=results)
+
+
+def finish_result(
+    info: ModelInfo, options: SegmentOptions, detections: Detections
+) -> tuple[ImageResult, float]:
+    """A request's finisher (run by an idle worker or the service's pool): its selection
+    after the shared forward pass, then its masks encoded; returns the seconds it took."""
+    began = time.perf_counter()
+    kept = select(detections, options, info.score_threshold, info.max_detections)
+    result = build_result(info.name, kept, options)
+    return result, time.perf_counter() - began

@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
@@ -32,7 +31,6 @@ from maskserve.batching import DynamicBatcher
 from maskserve.cpu_share import CoreShare
 from maskserve.errors import (
     DeadlineExceededError,
-    InvalidOptionError,
     MaskserveError,
     ModelNotFoundError,
     ModelNotReadyError,
@@ -41,11 +39,11 @@ from maskserve.health import PROBE_INTERVAL_S, ModelHealth
 from maskserve.imageio import decode_image
 from maskserve.metrics import Metrics
 from maskserve.models.base import ModelInfo
-from maskserve.models.types import Detections
-from maskserve.options import SegmentOptions
+from maskserve.options import SegmentOptions, check_classes
 from maskserve.pixel_budget import PixelBudget, header_pixels
 from maskserve.repository import ModelEntry, scan_repository
-from maskserve.results import ImageResult, build_result, select
+from maskserve.results import ImageResult, finish_result
+from maskserve.served_model import ServedModel, describe, state_of
 from maskserve.settings import Settings
 from maskserve.statistics import RequestTimes, Statistics
 from maskserve.workers import BackendBuilder, Worker, available_cores, configure_cpu_threads
@@ -53,24 +51,6 @@ from maskserve.workers import BackendBuilder, Worker, available_cores, configure
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 UNKNOWN_MODEL_LABEL = "_unknown"  # metrics label for names that are not in the repository
-
-
-@dataclass
-class ServedModel:
-    """A model of the repository with its batcher and workers (``info`` once loaded)."""
-
-    entry: ModelEntry
-    batcher: DynamicBatcher
-    workers: list[Worker]
-    info: ModelInfo | None = None
-    ready: bool = False  # loaded and warmed up
-    devices: list[str] = field(default_factory=list)
-    health: ModelHealth | None = None
-
-    @property
-    def serving(self) -> bool:
-        """Loaded, and its batches are not failing (see :mod:`maskserve.health`)."""
-        return self.ready and (self.health is None or self.health.healthy)
 
 
 class SegmentationService:
@@ -256,7 +236,9 @@ class SegmentationService:
     def model_states(self) -> list[tuple[str, str, str]]:
         """(name, state, reason) of every model the repository named: READY, LOADING (not
         warmed up yet, or the server is draining) or UNAVAILABLE (failed to load)."""
-        states = [(name, *_state(served, self._draining)) for name, served in self._models.items()]
+        states = [
+            (name, *state_of(served, self._draining)) for name, served in self._models.items()
+        ]
         states += [(name, "UNAVAILABLE", reason) for name, reason in self._failures.items()]
         return sorted(states)
 
@@ -267,35 +249,8 @@ class SegmentationService:
 
     def model_config(self, name: str) -> dict[str, Any]:
         """Effective configuration of a model, for ``GET /v1/models/{name}``."""
-        info = self.get_model(name)
-        cfg = self._models[name].entry.config
-        return {
-            "name": info.name,
-            "family": info.family,
-            "devices": list(self._models[name].devices),
-            "dtype": info.dtype,
-            "input_size": info.input_size,
-            "instances_per_device": cfg.instances,
-            "score_threshold": info.score_threshold,
-            "max_detections": info.max_detections,
-            "class_names": list(info.class_names),
-            "batching": self._batching(name),
-            "extra": {str(k): str(v) for k, v in info.extra.items()},
-        }
-
-    def _batching(self, name: str) -> dict[str, Any]:
-        cfg = self._models[name].entry.config
-        cost = self._models[name].batcher.cost_model
-        return {
-            "max_batch_size": cfg.max_batch_size,
-            "max_queue_delay_ms": cfg.max_queue_delay_ms,
-            "max_queue_size": cfg.max_queue_size,
-            "adaptive": cost is not None,
-            "chosen_batch_size": cost.limit if cost is not None else cfg.max_batch_size,
-            "cost_ms_per_image": (
-                {str(k): round(v, 3) for k, v in cost.per_image_ms().items()} if cost else {}
-            ),
-        }
+        info = self.get_model(name)  # NotFound / NotReady first
+        return describe(self._models[name], info)
 
     def _lookup(self, name: str) -> ServedModel:
         """The loaded model ``name``; NotFound (naming a load error) or NotReady otherwise."""
@@ -374,7 +329,7 @@ class SegmentationService:
     ) -> ImageResult:
         served = self._lookup(model) if held else self._serving(model)
         assert served.info is not None
-        _check_classes(served.info, options)
+        check_classes(served.info, options)
         limit = began + self.settings.request_timeout_s
         deadline = limit if deadline is None else min(deadline, limit)
         remaining = deadline - time.monotonic()
@@ -386,7 +341,7 @@ class SegmentationService:
                 async with asyncio.timeout(remaining):
                     pixels = await self._offload(decode_image, image, self.settings.max_pixels)
                     decode_s = time.monotonic() - began
-                    finish = functools.partial(_postprocess, served.info, options)
+                    finish = functools.partial(finish_result, served.info, options)
                     outcome = await served.batcher.submit(pixels, deadline, finish, priority)
                     finished = outcome.finished  # done on an idle worker's thread
                     if finished is None:
@@ -462,32 +417,3 @@ def _single_threaded_torch() -> None:
     per thread, so the workers keep their share.
     """
     torch.set_num_threads(1)
-
-
-def _check_classes(info: ModelInfo, options: SegmentOptions) -> None:
-    if options.classes is None:
-        return
-    count = len(info.class_names)
-    bad = sorted(c for c in options.classes if not 0 <= c < count)
-    if bad:
-        raise InvalidOptionError(
-            f"classes {bad} are not class ids of model {info.name!r}; valid ids are 0..{count - 1}"
-        )
-
-
-def _postprocess(
-    info: ModelInfo, options: SegmentOptions, detections: Detections
-) -> tuple[ImageResult, float]:
-    """The finisher (an idle worker or the pool): per-request selection after the shared
-    forward pass, then RLE."""
-    began = time.perf_counter()
-    kept = select(detections, options, info.score_threshold, info.max_detections)
-    result = build_result(info.name, kept, options)
-    return result, time.perf_counter() - began
-
-
-def _state(served: ServedModel, draining: bool) -> tuple[str, str]:
-    """Repository-index state and reason of a loaded (or loading) model."""
-    if served.ready and served.health is not None and not served.health.healthy:
-        return "UNAVAILABLE", served.health.reason
-    return ("READY" if served.serving and not draining else "LOADING"), ""
