@@ -122,3 +122,48 @@ def test_formats_other_than_jpeg_png_webp_are_refused() -> None:
         Image.new("RGB", (4, 4)).save(buffer, fmt)
         with pytest.raises(InvalidImageError, match="not a supported image"):
             decode_image(buffer.getvalue())
+
+
+def png_rgb16(values: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG written by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    height, width, _ = values.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = b"".join(b"\0" + values[y].astype(">u2").tobytes() for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_sixteen_bit_rgb_png_keeps_the_high_bytes() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 65536, (6, 9, 3), dtype=np.uint16)
+    data = png_rgb16(values)
+    pixels = decode_image(data)
+    np.testing.assert_array_equal(pixels, (values >> 8).astype(np.uint8))
+    np.testing.assert_array_equal(pixels, pillow_pixels(data))
+
+
+@pytest.mark.parametrize("mode", ["LA", "L", "RGBA", "P+transparency"])
+def test_png_modes_decode_as_pillow_converts_them(photo: Image.Image, mode: str) -> None:
+    if mode == "P+transparency":
+        image = photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+        image.info["transparency"] = 3
+    else:
+        image = photo.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **({"transparency": 3} if mode == "P+transparency" else {}))
+    data = buffer.getvalue()
+    reopened = Image.open(io.BytesIO(data))
+    assert reopened.mode == mode.split("+")[0]
+    np.testing.assert_array_equal(decode_image(data), pillow_pixels(data))
