@@ -14,17 +14,22 @@ import asyncio
 import io
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from maskserve.metrics import Metrics
 from maskserve.models.base import ModelInfo
 from maskserve.models.registry import ModelSpec, register_family
 from maskserve.models.types import Detections
+from maskserve.service import SegmentationService
+from maskserve.settings import Settings
 from maskserve.workers import WARMUP_GRAY
 
 FAKE_CLASSES = ("zero", "one", "two")
@@ -135,3 +140,19 @@ def png(value: int, width: int = 24, height: int = 16) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.full((height, width, 3), value, dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+@asynccontextmanager
+async def serving(root: Path, **settings: Any) -> AsyncIterator[SegmentationService]:
+    """A started service over ``root`` (fake models), stopped on exit."""
+    settings.setdefault("request_timeout_s", NO_TIMEOUT_S)
+    # the fake model costs nothing: batch sizes chosen from its timings would be noise
+    settings.setdefault("adaptive_batching", False)
+    service = SegmentationService(
+        Settings(model_repository=root, devices=["cpu"], **settings), Metrics(gpu=False)
+    )
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()

@@ -5,38 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from core_fakes import NO_TIMEOUT_S, WAIT_S, png, until, write_fake_model
+from core_fakes import WAIT_S, png, serving, until, write_fake_model
 
 from maskserve import service as service_module
 from maskserve.errors import InferenceError, ModelNotReadyError
 from maskserve.health import FAILURES_TO_UNREADY
-from maskserve.metrics import Metrics
 from maskserve.options import SegmentOptions
 from maskserve.service import SegmentationService
-from maskserve.settings import Settings
 
 RAW = SegmentOptions(mask_format="none")
-
-
-@asynccontextmanager
-async def serving(root: Path, **settings: Any) -> AsyncIterator[SegmentationService]:
-    settings.setdefault("request_timeout_s", NO_TIMEOUT_S)
-    settings.setdefault("adaptive_batching", False)
-    service = SegmentationService(
-        Settings(model_repository=root, devices=["cpu"], max_batch_size=1, **settings),
-        Metrics(gpu=False),
-    )
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.stop()
 
 
 def ready_gauge(service: SegmentationService) -> float | None:
@@ -48,7 +29,7 @@ def test_a_hung_batch_fails_and_its_worker_is_replaced(tmp_path: Path) -> None:
     hung = threading.Event()
 
     async def body() -> None:
-        async with serving(tmp_path, worker_watchdog_s=0.5) as service:
+        async with serving(tmp_path, max_batch_size=1, worker_watchdog_s=0.5) as service:
             control.gate = hung  # the next batch waits on it: a forward that never returns
             with pytest.raises(InferenceError, match="did not finish within the watchdog"):
                 await service.segment("m", png(1), RAW)
@@ -72,7 +53,7 @@ def test_a_failing_model_is_not_ready_until_its_probe_succeeds(
     control = write_fake_model(tmp_path, "m")
 
     async def body() -> None:
-        async with serving(tmp_path) as service:
+        async with serving(tmp_path, max_batch_size=1) as service:
             assert ready_gauge(service) == 1
             probes = service._probes
             monkeypatch.setattr(service_module.SegmentationService, "_probe", hold(probes))

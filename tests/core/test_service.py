@@ -6,14 +6,11 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-from core_fakes import NO_TIMEOUT_S, WAIT_S, FakeControl, png, until, write_fake_model
+from core_fakes import WAIT_S, FakeControl, png, serving, until, write_fake_model
 
 from maskserve.errors import (
     DeadlineExceededError,
@@ -29,21 +26,6 @@ from maskserve.service import SegmentationService
 from maskserve.settings import Settings
 
 RAW = SegmentOptions(mask_format="none")
-
-
-@asynccontextmanager
-async def serving(root: Path, **settings: Any) -> AsyncIterator[SegmentationService]:
-    settings.setdefault("request_timeout_s", NO_TIMEOUT_S)
-    # the fake model costs nothing: batch sizes chosen from its timings would be noise
-    settings.setdefault("adaptive_batching", False)
-    service = SegmentationService(
-        Settings(model_repository=root, devices=["cpu"], **settings), Metrics(gpu=False)
-    )
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.stop()
 
 
 async def hold_worker(service: SegmentationService, control: FakeControl) -> asyncio.Task:
