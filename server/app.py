@@ -3,11 +3,22 @@
 Start-up: both listeners open at once (``/healthz`` answers, ``/readyz`` is 503 and gRPC
 health NOT_SERVING) while the service loads and warms its workers; then ready.
 
-Shutdown (SIGTERM/SIGINT or :meth:`MaskserveServer.request_stop`): ``/readyz`` turns 503
-and gRPC health NOT_SERVING first, the service refuses new requests (503 / UNAVAILABLE)
-and lets in-flight ones finish within ``drain_grace_s``; then uvicorn closes its listener
-and waits for the last responses to be written, gRPC stops, the service stops, and the
-process exits 0. A second signal skips what is left of the drain.
+Signals (SIGTERM and SIGINT alike; Kubernetes sends SIGTERM, then SIGKILL after its grace):
+
+- **First**: graceful. ``/readyz`` turns 503 and gRPC health NOT_SERVING, new requests are
+  refused (503 / UNAVAILABLE), and every request admitted before the signal may finish
+  within ``drain_grace_s``; then uvicorn closes its listener and writes the last responses,
+  gRPC stops, the service stops (anything still queued after the grace gets 503), and the
+  process exits :data:`EXIT_OK`. During start-up there is nothing to drain: the loading is
+  abandoned and the process exits :data:`EXIT_OK` at once.
+- **Second**: stop now. The rest of the drain is skipped, whatever is still queued or
+  computing is answered 503 / UNAVAILABLE ``model_not_ready`` at once, the connections
+  are closed, and the process exits ``128 + signal number`` (143 for SIGTERM, 130 for
+  SIGINT: the shell's code for "killed by that signal"), within :data:`FORCED_EXIT_S`
+  even if a worker is stuck in a forward pass.
+
+Other exit codes: :data:`EXIT_FAILED` when no model could be loaded or the HTTP server
+died; 2 (``maskserve serve``) when a port cannot be bound or a setting is invalid.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -27,6 +39,7 @@ from grpc_health.v1 import health
 from maskserve.api.grpc_servicer import create_grpc_server, set_serving
 from maskserve.api.rest import create_rest_app
 from maskserve.auth import ApiKeyInterceptor, ApiKeyMiddleware, ApiKeys
+from maskserve.http_guard import GuardedHTTPProtocol
 from maskserve.metrics import Metrics
 from maskserve.service import SegmentationService
 from maskserve.settings import Settings
@@ -36,6 +49,12 @@ log = logging.getLogger(__name__)
 
 FINAL_GRACE_S = 5.0
 """After the drain: how long the last responses may take to be written out."""
+FORCED_GRACE_S = 1.0
+"""After a second signal: how long the 503s of the aborted requests may take to be written."""
+FORCED_EXIT_S = 5.0
+"""After a second signal the process exits within this, whatever is still running."""
+EXIT_OK = 0
+EXIT_FAILED = 1
 
 
 class _Uvicorn(uvicorn.Server):
@@ -68,10 +87,12 @@ class MaskserveServer:
             )
         self.http_port = 0
         self.grpc_port = 0
-        self.exit_code = 0
+        self.exit_code = EXIT_OK
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._forced = False
         self._drain_task: asyncio.Task[None] | None = None
+        self._owns_process = False  # True once run() installed the signal handlers
 
     async def run(self) -> int:
         """Serve until a signal (main thread) or :meth:`request_stop`; the exit code."""
@@ -99,6 +120,10 @@ class MaskserveServer:
             log_level=self.settings.log_level,
             timeout_graceful_shutdown=int(FINAL_GRACE_S),
             server_header=False,  # no "server: uvicorn" on every answer
+            http=GuardedHTTPProtocol,  # a silent connection is closed after the keep-alive
+            limit_concurrency=_concurrency_limit(self.settings.max_connections),
+            timeout_keep_alive=self.settings.http_keep_alive_s,
+            ws_max_size=self.settings.max_body_bytes,  # a WebSocket frame: as a body
             **(self.tls.uvicorn_options() if self.tls else {}),
         )
         self._uvicorn = _Uvicorn(config)
@@ -117,31 +142,57 @@ class MaskserveServer:
         if self._serving.done():
             stop.cancel()
             log.error("the HTTP server stopped unexpectedly")
-            self.exit_code = self.exit_code or 1
+            self.exit_code = self.exit_code or EXIT_FAILED
         else:
-            self._drain_task = asyncio.create_task(self._drain())
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drain_task
+            if not self._forced:
+                self._drain_task = asyncio.create_task(self._drain())
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._drain_task
+            if self._forced:
+                await self._abort_requests()
             self._uvicorn.should_exit = True
         await self._serving
+        if self._forced:  # uvicorn may have skipped the lifespan shutdown
+            await self._stop_backends(FORCED_GRACE_S)
         return self.exit_code
 
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    def request_stop(self) -> None:
-        """Begin the graceful shutdown; a second call cuts the drain short."""
+    def request_stop(self, signum: int | None = None) -> None:
+        """Begin the graceful shutdown; a second call stops now (see the module docstring),
+        exiting ``128 + signum`` (``signum`` None: as for SIGTERM)."""
         if not self._stopping.is_set():
             log.info("shutdown requested: draining")
             self._stopping.set()
-        elif self._drain_task is not None and not self._drain_task.done():
-            log.warning("second stop request: skipping the rest of the drain")
-            self._drain_task.cancel()
+            return
+        if self._forced:
+            return
+        self._forced = True
+        self.exit_code = 128 + int(signum or signal.SIGTERM)
+        log.warning("second stop request: stopping now (exit code %d)", self.exit_code)
+        if self._owns_process:
+            _exit_after(FORCED_EXIT_S, self.exit_code)
+        if self._drain_task is not None and not self._drain_task.done():
+            self._drain_task.cancel()  # wait() then aborts the requests
+        elif hasattr(self, "_uvicorn"):
+            self._uvicorn.force_exit = True  # the drain is over: stop waiting for connections
 
     async def _drain(self) -> None:
         await self._health.enter_graceful_shutdown()
         await self.service.drain(self.settings.drain_grace_s)
+
+    async def _abort_requests(self) -> None:
+        """Stop now: answer everything still queued or computing with 503 at once, and let
+        those answers be written (bounded by FORCED_GRACE_S)."""
+        self._uvicorn.config.timeout_graceful_shutdown = int(FORCED_GRACE_S)
+        await self.service.stop()
+        await self.service.drain(FORCED_GRACE_S)  # the handlers turn the failures into 503s
+
+    async def _stop_backends(self, grace_s: float) -> None:
+        await self._grpc.stop(grace_s)
+        await self.service.stop()
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -152,8 +203,7 @@ class MaskserveServer:
             yield
         finally:
             warm_up.cancel()
-            await self._grpc.stop(FINAL_GRACE_S)
-            await self.service.stop()
+            await self._stop_backends(FORCED_GRACE_S if self._forced else FINAL_GRACE_S)
             log.info("stopped")
 
     async def _warm_up(self) -> None:
@@ -173,7 +223,7 @@ class MaskserveServer:
         self.ready.set()
 
     def _fail(self) -> None:
-        self.exit_code = 1
+        self.exit_code = EXIT_FAILED
         self.request_stop()
 
     def _install_signal_handlers(self) -> None:
@@ -181,7 +231,28 @@ class MaskserveServer:
             return
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
+            loop.add_signal_handler(sig, self.request_stop, sig)
+        self._owns_process = True
+
+
+def _concurrency_limit(max_connections: int) -> int | None:
+    """uvicorn's ``limit_concurrency`` for ``max_connections`` served connections: uvicorn
+    answers 503 once the open connections (the asking one included) reach its limit."""
+    return max_connections + 1 if max_connections else None
+
+
+def _exit_after(seconds: float, code: int) -> None:
+    """A backstop for "stop now": end the process after ``seconds`` even if a worker thread
+    is stuck in a forward pass or a shutdown step hangs."""
+
+    def exit_now() -> None:
+        log.error("forced stop took longer than %.0f s: exiting %d", seconds, code)
+        logging.shutdown()
+        os._exit(code)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
 
 
 def _listen(host: str, port: int) -> socket.socket:

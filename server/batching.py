@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from maskserve.batch_cost import BatchCostModel
+from maskserve.drain_rate import DrainRate
 from maskserve.errors import (
     DeadlineExceededError,
     MaskserveError,
@@ -126,12 +127,14 @@ class DynamicBatcher:
         self._arrived = asyncio.Event()
         self._forming = asyncio.Lock()
         self._closed: MaskserveError | None = None
+        self._no_company = False  # draining: batches close at once (see stop_waiting)
         self._predict_arrivals = predict_arrivals
         self._gaps: collections.deque[float] = collections.deque(maxlen=GAP_HISTORY)
         self._last_arrival: float | None = None
         self.cost_model = cost_model  # adaptive batching: it sets each batch's limit
         self.max_queue_wait_s = max_queue_wait_s
         self.workers = max(1, workers)
+        self.drain_rate = DrainRate(clock)
 
     @property
     def depth(self) -> int:
@@ -170,7 +173,8 @@ class DynamicBatcher:
         if len(self._queue) >= self.max_queue_size:
             raise OverloadedError(
                 f"model {self.model!r} is overloaded: {len(self._queue)} requests already "
-                f"queued (max_queue_size {self.max_queue_size}); retry later"
+                f"queued (max_queue_size {self.max_queue_size}); retry later",
+                retry_after_s=self.retry_after_s(),
             )
         now = self._clock()
         if deadline <= now:
@@ -207,6 +211,12 @@ class DynamicBatcher:
         batches = math.ceil((len(self._queue) + 1) / limit)
         return math.ceil(batches / self.workers) * seconds
 
+    def retry_after_s(self) -> float | None:
+        """When a refused client should come back: once the queue ahead of it has drained
+        at the measured rate (before any is measured: the estimated wait, if known)."""
+        drained = self.drain_rate.seconds_to_drain(len(self._queue))
+        return drained if drained is not None else self.estimated_wait_s()
+
     def _admit_by_time(self, now: float, deadline: float) -> None:
         """Refuse at once what would wait past its deadline or ``max_queue_wait_s``: a fast
         503 beats a slow 504, and keeps the wait of admitted requests bounded."""
@@ -219,7 +229,8 @@ class DynamicBatcher:
         if wait > allowed:
             raise OverloadedError(
                 f"model {self.model!r} is overloaded: a request queued now would wait about "
-                f"{wait:.1f} s, more than the {allowed:.1f} s it can; retry later"
+                f"{wait:.1f} s, more than the {allowed:.1f} s it can; retry later",
+                retry_after_s=self.retry_after_s(),
             )
 
     async def next_batch(self) -> list[BatchItem] | None:
@@ -241,6 +252,7 @@ class DynamicBatcher:
                 now = self._clock()
                 live = [item for item in batch if self._still_wanted(item, now)]
                 if live:
+                    self.drain_rate.record(len(live))
                     for item in live:
                         item.started_at = now
                     if self._metrics is not None:
@@ -249,6 +261,12 @@ class DynamicBatcher:
                                 now - item.enqueued_at
                             )
                     return live
+
+    def stop_waiting(self) -> None:
+        """Draining: no new request will come, so batches stop waiting for company and
+        what is queued runs now instead of after ``max_queue_delay_ms``."""
+        self._no_company = True
+        self._arrived.set()
 
     def close(self, error: MaskserveError | None = None) -> None:
         """Refuse new requests, fail the queued ones, and end every ``next_batch`` wait."""
@@ -276,7 +294,9 @@ class DynamicBatcher:
                 batch.append(item)
                 continue
             remaining = close_at - self._clock()
-            if remaining <= 0 or self._closed is not None or not self._company_expected():
+            if remaining <= 0 or self._closed is not None or self._no_company:
+                break
+            if not self._company_expected():
                 break
             self._arrived.clear()
             try:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,10 @@ DESCRIPTION = """Serve every model of the repository over REST (HTTP) and gRPC.
 Every setting below is also a MASKSERVE_<NAME> environment variable and a key of the
 --config TOML file (e.g. --max-batch-size, MASKSERVE_MAX_BATCH_SIZE, max_batch_size).
 Precedence: flags > environment > config file > defaults."""
+
+LINGER_S = 2.0
+"""After the server stopped: how long its threads may take to end before the process
+exits without them."""
 
 
 def _default_text(value: Any) -> str:
@@ -62,7 +70,31 @@ def run(args: argparse.Namespace) -> int:
     from maskserve.app import serve  # the server stack loads only for this subcommand
 
     try:
-        return asyncio.run(serve(settings))
+        code = asyncio.run(serve(settings))
     except OSError as exc:  # a port in use, an address that is not ours
         print(f"maskserve: error: cannot listen: {exc}", file=sys.stderr)
         return 2
+    _exit_if_threads_linger(code)
+    return code
+
+
+def _exit_if_threads_linger(code: int) -> None:
+    """Exit now when a thread outlived the server: a model still loading when a signal
+    stopped the start-up, or a forward pass whose requests were already answered. Python
+    would otherwise wait for it at exit (executor threads are joined), possibly forever."""
+    end = time.monotonic() + LINGER_S
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(0.0, end - time.monotonic()))  # idle pool threads end at once
+    lingering = [
+        t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+    ]
+    if not lingering:
+        return
+    logging.getLogger(__name__).info(
+        "exiting %d without waiting for threads still running: %s", code, ", ".join(lingering)
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from maskserve.api.errors import RETRY_AFTER_S, code_of, message_of, status_of
+from maskserve.api.errors import code_of, message_of, retry_after_ms, status_of
 from maskserve.api.gen import oip_service_pb2_grpc as oip_pb_grpc
 from maskserve.api.gen import segment_pb2 as pb
 from maskserve.api.gen import segment_pb2_grpc as pb_grpc
@@ -112,7 +112,7 @@ class SegmentationServicer(pb_grpc.SegmentationServicer):
             log.error("gRPC request failed", exc_info=exc)
         metadata: list[tuple[str, str]] = [(ERROR_CODE_METADATA, code_of(exc))]
         if status.retry_after:
-            metadata.append((RETRY_AFTER_METADATA, str(RETRY_AFTER_S * 1000)))
+            metadata.append((RETRY_AFTER_METADATA, retry_after_ms(exc)))
         await context.abort(status.grpc, message_of(exc), trailing_metadata=tuple(metadata))
         raise AssertionError("unreachable: context.abort raises")
 
@@ -137,6 +137,7 @@ def create_grpc_server(
             ("grpc.max_send_message_length", size),
             ("grpc.max_receive_message_length", size),
             ("grpc.so_reuseport", 0),
+            *connection_options(settings),
         ],
     )
     for register in GRPC_SERVICES:
@@ -178,6 +179,21 @@ GRPC_SERVICES: list[Callable[[grpc.aio.Server, SegmentationService, Settings], N
 ]
 """The one seam for gRPC protocol adapters: each registers its servicer; all share the
 server's interceptors (authentication, ...)."""
+
+
+GRPC_KEEPALIVE_TIMEOUT_MS = 20_000
+
+
+def connection_options(settings: Settings) -> list[tuple[str, int]]:
+    """Keepalive pings find vanished clients; idle connections are closed (GOAWAY)."""
+    options = [
+        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", GRPC_KEEPALIVE_TIMEOUT_MS),
+    ]
+    if settings.grpc_max_connection_idle_s > 0:
+        idle_ms = int(settings.grpc_max_connection_idle_s * 1000)
+        options.append(("grpc.max_connection_idle_ms", idle_ms))
+    return options
 
 
 def _address(host: str, port: int) -> str:
