@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from maskserve_client import __version__, cli_segment, cli_stream
+from maskserve_client.bench import cli as cli_bench
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, summary in (
         ("segment", cli_segment, "segment image files over REST: JSON + overlay PNG each"),
         ("stream", cli_stream, "stream a video file or camera over gRPC and report FPS/latency"),
+        ("bench", cli_bench, "load a server (closed/open loop) and report throughput/latency"),
     ):
         sub = commands.add_parser(name, help=summary, description=summary)
         module.add_arguments(sub)
