@@ -81,11 +81,18 @@ def presented_key(authorization: str | None, api_key: str | None) -> str | None:
     return None
 
 
-def websocket_query_key(query_string: bytes) -> str | None:
-    """``?api_key=...`` of a WebSocket URL (only there: for HTTP a key in the URL would end
-    up in access logs, and clients can send a header)."""
-    values = urllib.parse.parse_qs(query_string.decode("latin-1")).get("api_key")
-    return values[0] if values else None
+def websocket_query_key(scope: Scope) -> str | None:
+    """``?api_key=...`` of a WebSocket URL (only there: browsers cannot set headers on a
+    WebSocket; HTTP clients can). It is taken out of the scope's query string, so neither
+    the app nor uvicorn's connection log line sees it."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    values = [value for name, value in pairs if name == "api_key"]
+    if not values:
+        return None
+    rest = [(name, value) for name, value in pairs if name != "api_key"]
+    scope["query_string"] = urllib.parse.urlencode(rest).encode("latin-1")
+    return values[0]
 
 
 class ApiKeyMiddleware:
@@ -108,7 +115,7 @@ class ApiKeyMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = presented_key(headers.get("authorization"), headers.get("x-api-key"))
         if key is None and scope["type"] == "websocket":  # browsers cannot set headers there
-            key = websocket_query_key(scope.get("query_string", b""))
+            key = websocket_query_key(scope)
         if self.keys.accepts(key):
             await self.app(scope, receive, send)
             return

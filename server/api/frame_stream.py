@@ -6,24 +6,31 @@ At most ``max_pending`` frames are held per stream — waiting to start, in the 
 finished but not yet written — of which at most ``max_in_flight`` are in the service at
 once (so consecutive frames still share batches). When the stream is full the reader stops
 pulling; gRPC then stops reading the socket and HTTP/2 flow control pushes back on the
-client, so a slow reader never grows server memory.
+client (uvicorn's WebSocket likewise pauses reading), so a slow reader never grows server
+memory.
 
 With ``skip_stale``, a frame arriving while the stream is full displaces the oldest frame
 that has not started yet: that frame is answered ``skipped=true`` (in its place in the
 order) and its image is released. Live video thus stays real-time: the server works on
 the newest frames. Only when every held frame has started does the reader wait.
+
+Shutdown: every frame taken in is held in the service (:meth:`SegmentationService.hold`)
+until its answer is written, so a drain waits for it and it is served although the server
+drains; a frame taken in once the drain began is refused (``model_not_ready``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from maskserve.api.errors import status_of
+from maskserve.api.errors import code_of, status_of
+from maskserve.errors import ModelNotReadyError
 from maskserve.options import SegmentOptions
 from maskserve.results import ImageResult
 
@@ -46,13 +53,15 @@ Outcome = TypeVar("Outcome")
 @dataclass(eq=False)
 class Frame(Generic[Outcome]):
     """One received frame; ``render`` is whatever the protocol needs to encode its result
-    (e.g. the mask format); ``outcome`` is set when it is answered."""
+    (e.g. the mask format); ``problem`` refuses it without the service (invalid options);
+    ``outcome`` is set when it is answered."""
 
     frame_id: int
     model: str
     image: bytes
     options: SegmentOptions | None
     render: Any = None
+    problem: Exception | None = None
     outcome: Outcome | None = None
     skipped: bool = False
     task: asyncio.Task[None] | None = None
@@ -64,6 +73,7 @@ class FrameStream(Generic[Message, Outcome]):
     :meth:`failure`, :meth:`skip`); this class orders, bounds and skips."""
 
     protocol = "grpc"
+    _open: ClassVar[weakref.WeakSet[FrameStream[Any, Any]]] = weakref.WeakSet()
 
     def __init__(
         self,
@@ -90,13 +100,17 @@ class FrameStream(Generic[Message, Outcome]):
         self._skipped = 0  # skipped markers in _order
         self._in_flight = 0
         self._input_done = False
+        self._closed = False
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
+        self.received = 0  # frames pulled from the client
+        self.written = 0  # answers handed to the protocol
+        self.reader_waiting = False  # a pulled frame waits for room: the client is not read
 
     # -- the protocol's part ----------------------------------------------------------
 
     def parse(self, message: Message) -> Frame[Outcome]:
-        """A frame from a message; set ``outcome`` (via :meth:`failure`) if it is invalid."""
+        """A frame from a message; set its ``problem`` if it is invalid."""
         raise NotImplementedError
 
     def answer(self, frame: Frame[Outcome], result: ImageResult) -> Outcome:
@@ -115,7 +129,18 @@ class FrameStream(Generic[Message, Outcome]):
     # -- ordering, bounds, skipping ---------------------------------------------------
 
     def start(self, frames: AsyncIterator[Message]) -> None:
+        FrameStream._open.add(self)
         self._reader = asyncio.create_task(self._read(frames))
+
+    @classmethod
+    def open_streams(cls, service: SegmentationService) -> list[FrameStream[Any, Any]]:
+        """The streams of this class started on ``service`` and not closed yet."""
+        return [s for s in FrameStream._open if isinstance(s, cls) and s._service is service]
+
+    @property
+    def pending(self) -> int:
+        """Frames taken in and not yet written (skipped markers included)."""
+        return len(self._order)
 
     async def next_result(self) -> Outcome | None:
         """The next result in frame order; None once the input ended and all are written."""
@@ -128,26 +153,40 @@ class FrameStream(Generic[Message, Outcome]):
                 self._skipped -= 1
             else:
                 self._held -= 1
+            self.written += 1
+            self._service.release()
             self._changed.notify_all()
         return frame.outcome
 
     def close(self) -> None:
-        """Cancel the reader and every frame still in the service (client gone or done)."""
+        """Cancel the reader and every frame still in the service, and release what the
+        stream held (client gone or done)."""
+        if self._closed:
+            return
+        self._closed = True
+        FrameStream._open.discard(self)
         if self._reader is not None:
             self._reader.cancel()
         for frame in self._order:
             if frame.task is not None:
                 frame.task.cancel()
+            self._service.release()
+        self._order.clear()
+        self._waiting.clear()
 
     def _head_ready(self) -> bool:
         if self._order:
             return self._order[0].outcome is not None
         return self._input_done
 
-    def _has_room(self) -> bool:
+    def _has_room(self, frame: Frame[Outcome]) -> bool:
+        """Room for ``frame``; a frame the service will not see displaces no stale one."""
         if self._skipped >= self._max_skipped:
             return False
-        return self._held < self._max_pending or (self._skip_stale and bool(self._waiting))
+        if self._held < self._max_pending:
+            return True
+        served = frame.problem is None and not self._service.draining
+        return self._skip_stale and bool(self._waiting) and served
 
     async def _read(self, frames: AsyncIterator[Message]) -> None:
         try:
@@ -157,8 +196,11 @@ class FrameStream(Generic[Message, Outcome]):
                     self._skip_stale = self._skip_stale or self.wants_skip_stale(message)
                     first = False
                 frame = self.parse(message)
+                self.received += 1
                 async with self._changed:
-                    await self._changed.wait_for(self._has_room)
+                    self.reader_waiting = True
+                    await self._changed.wait_for(lambda: self._has_room(frame))  # noqa: B023
+                    self.reader_waiting = False
                     self._admit(frame)
                     self._changed.notify_all()
         except asyncio.CancelledError:
@@ -170,7 +212,12 @@ class FrameStream(Generic[Message, Outcome]):
             self._changed.notify_all()
 
     def _admit(self, frame: Frame[Outcome]) -> None:
-        if self._held >= self._max_pending:  # only reachable with skip_stale and a waiting frame
+        if frame.problem is None and self._service.draining:
+            frame.problem = ModelNotReadyError("the server is draining and takes no new frames")
+        if frame.problem is not None:
+            frame.outcome, frame.image = self.failure(frame.frame_id, frame.problem), b""
+            self._service.count_refused(frame.model, self.protocol, code_of(frame.problem))
+        elif self._held >= self._max_pending:  # only with skip_stale and a waiting frame
             stale = self._waiting.popleft()
             stale.outcome, stale.skipped = self.skip(stale.frame_id), True
             stale.image = b""
@@ -178,6 +225,7 @@ class FrameStream(Generic[Message, Outcome]):
             self._skipped += 1
         self._order.append(frame)
         self._held += 1
+        self._service.hold()  # until written: a drain waits for it (see the module doc)
         if frame.outcome is None:
             self._waiting.append(frame)
             self._start_waiting()
@@ -197,6 +245,7 @@ class FrameStream(Generic[Message, Outcome]):
                 frame.options,
                 deadline=self._deadline,
                 protocol=self.protocol,
+                held=True,
             )
             outcome = self.answer(frame, result)
         except asyncio.CancelledError:

@@ -45,8 +45,7 @@ class FrameStream(_FrameStream[pb.StreamFrame, pb.StreamResult]):
         try:
             frame.options = options_from_proto(self._options)
         except Exception as exc:
-            frame.outcome = self.failure(frame.frame_id, exc)
-            frame.image = b""
+            frame.problem = exc
         return frame
 
     def answer(self, frame: Frame[pb.StreamResult], result: ImageResult) -> pb.StreamResult:

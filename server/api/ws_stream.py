@@ -8,8 +8,11 @@ count 0, 1, 2, … on from the last one. Each frame is answered, in frame order,
 message: ``{"frame_id", "result": <the segment endpoint's JSON>}``, ``{"frame_id",
 "skipped": true}`` or ``{"frame_id", "error": {"code", "message", "status"}}``; a frame's
 error never ends the stream. Invalid options or an unknown model: one error message, then
-close code 1008. Ordering, bounds (a client that never reads stops being read) and
-stale-skipping are :class:`~maskserve.api.frame_stream.FrameStream`'s.
+close code 1008; a message larger than ``max_body_bytes``: close code 1009 (uvicorn's
+``ws_max_size``). Ordering, bounds (a client that never reads stops being read: uvicorn
+reads the socket only while the stream pulls messages), stale-skipping and the shutdown
+(frames taken in are finished, later ones refused) are
+:class:`~maskserve.api.frame_stream.FrameStream`'s.
 """
 
 from __future__ import annotations
@@ -36,10 +39,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLICY_VIOLATION = 1008
+REASON_BYTES = 120  # a close reason has at most 123 bytes
 Incoming = tuple[int, bytes | None, str | None]  # (frame id, image, or a problem with it)
 
 
 class WsFrameStream(FrameStream[Incoming, str]):
+    """One connection's frames; ``sending`` is True while an answer is being sent (when
+    seen from the loop: the client does not read and the socket pushes back)."""
+
     protocol = "ws"
 
     def __init__(
@@ -47,12 +54,13 @@ class WsFrameStream(FrameStream[Incoming, str]):
     ) -> None:
         super().__init__(service, **limits)
         self.model, self.options = model, options
+        self.sending = False
 
     def parse(self, message: Incoming) -> Frame[str]:
         frame_id, image, problem = message
         frame: Frame[str] = Frame(frame_id, self.model, image or b"", self.options)
         if problem is not None:
-            frame.outcome = self.failure(frame_id, InvalidOptionError(problem))
+            frame.problem = InvalidOptionError(problem)
         return frame
 
     def answer(self, frame: Frame[str], result: ImageResult) -> str:
@@ -122,10 +130,7 @@ def add_stream_routes(app: FastAPI, service: SegmentationService, settings: Sett
             options, skip_stale = query_options(websocket.query_params)
             service.get_model(model)
         except MaskserveError as exc:
-            service.count_refused(model, WsFrameStream.protocol, exc.code)
-            error = {"code": code_of(exc), "message": message_of(exc)}
-            await websocket.send_text(json.dumps({"error": error}))
-            await websocket.close(POLICY_VIOLATION, reason=message_of(exc)[:120])
+            await _refuse(websocket, service, model, exc)
             return
         frames = WsFrameStream(
             service,
@@ -137,7 +142,9 @@ def add_stream_routes(app: FastAPI, service: SegmentationService, settings: Sett
         frames.start(incoming(websocket))
         try:
             while (answer := await frames.next_result()) is not None:
+                frames.sending = True
                 await websocket.send_text(answer)
+                frames.sending = False
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:  # the client went away
             log.debug("stream client gone: %s", exc)
         finally:
@@ -147,3 +154,14 @@ def add_stream_routes(app: FastAPI, service: SegmentationService, settings: Sett
                 await websocket.close()
 
     app.add_api_websocket_route("/v1/models/{model}/stream", stream)
+
+
+async def _refuse(
+    websocket: WebSocket, service: SegmentationService, model: str, exc: MaskserveError
+) -> None:
+    """Invalid options or an unknown model: one error message, then close code 1008."""
+    service.count_refused(model, WsFrameStream.protocol, exc.code)
+    error = {"code": code_of(exc), "message": message_of(exc)}
+    await websocket.send_text(json.dumps({"error": error}))
+    reason = message_of(exc).encode()[:REASON_BYTES].decode(errors="ignore")
+    await websocket.close(POLICY_VIOLATION, reason=reason)

@@ -1,12 +1,21 @@
 // maskserve's page: pick a model, send an image (or webcam frames over the WebSocket
-// stream), draw every mask decoded from its RLE, boxes, labels and scores; hover to inspect.
+// stream), draw every mask decoded from its RLE, boxes, labels and scores; hover or click
+// an object (or its table row) to inspect it. URLs are relative: behind a proxy that
+// serves maskserve under a prefix the page still reaches its own server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
 const context = canvas.getContext("2d");
-const state = { picture: null, answer: null, hover: -1, owner: null, stream: null };
-window.maskserve = state; // read by tests/web/test_page_browser.py
+// read by tests/web/test_page_browser.py
+const state = {
+  picture: null, answer: null, owner: null, areas: [], hover: -1, pinned: -1,
+  stream: null, streamStats: null, models: [], drawing: false,
+};
+window.maskserve = state;
+const TINT_ALPHA = 0.5;
+const SELECTED_ALPHA = 0.75;
+const IMAGE_TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", webp: "image/webp" };
 
 function colour(index, alpha) {
   const hue = (index * 137.508) % 360; // golden angle: neighbours differ
@@ -17,7 +26,7 @@ function rgb(index) {
   const probe = document.createElement("canvas").getContext("2d");
   probe.fillStyle = colour(index, 1);
   probe.fillRect(0, 0, 1, 1);
-  return probe.getImageData(0, 0, 1, 1).data;
+  return Array.from(probe.getImageData(0, 0, 1, 1).data.slice(0, 3));
 }
 
 function query() {
@@ -39,28 +48,50 @@ function setStatus(text) {
 }
 
 async function loadModels() {
-  const reply = await fetch("/v1/models", { headers: headers({}) });
+  const reply = await fetch("v1/models", { headers: headers({}) });
+  if (reply.status === 401) {
+    setStatus("This server needs an API key: type it in the key field.");
+    document.body.dataset.models = "needs-key";
+    return;
+  }
   if (!reply.ok) {
     setStatus(`Could not list models: HTTP ${reply.status}`);
     return;
   }
-  const { models } = await reply.json();
-  $("model").replaceChildren(...models.map((m) => new Option(`${m.name} (${m.family})`, m.name)));
-  document.body.dataset.models = String(models.length);
+  state.models = (await reply.json()).models;
+  const chosen = $("model").value;
+  $("model").replaceChildren(...state.models.map((m) => new Option(`${m.name} (${m.family})`, m.name)));
+  if (state.models.some((m) => m.name === chosen)) $("model").value = chosen;
+  showClassHint();
+  if (document.body.dataset.models === "needs-key") setStatus("Ready.");
+  document.body.dataset.models = String(state.models.length);
 }
 
-function ownerMap(answer, width, height) {
+function showClassHint() {
+  const model = state.models.find((m) => m.name === $("model").value);
+  const names = (model && model.class_names) || [];
+  $("classes").title = names.map((name, id) => `${id} ${name}`).join(", ");
+}
+
+function decodeMasks(answer, width, height) {
   // index of the top-most (highest-scoring) detection at each pixel, -1 where none
   const owner = new Int32Array(width * height).fill(-1);
   const detections = answer.detections;
+  state.areas = detections.map((d) => (d.mask && d.mask.counts ? rleArea(d.mask) : null));
   for (let i = detections.length - 1; i >= 0; i -= 1) {
-    if (!detections[i].mask || !detections[i].mask.counts) continue;
-    rleForEach(detections[i].mask, (x, y) => { owner[y * width + x] = i; });
+    const mask = detections[i].mask;
+    if (!mask || !mask.counts || mask.size[0] !== height || mask.size[1] !== width) continue;
+    rleForEach(mask, (x, y) => { owner[y * width + x] = i; });
   }
   return owner;
 }
 
+function selected() {
+  return state.pinned >= 0 ? state.pinned : state.hover;
+}
+
 function render() {
+  state.drawing = false;
   const { picture, answer } = state;
   if (!picture) return;
   canvas.width = picture.width;
@@ -69,30 +100,42 @@ function render() {
   if (!answer) return;
   const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
   const tints = answer.detections.map((_, i) => rgb(i));
+  const chosen = selected();
+  const data = pixels.data;
   for (let p = 0; p < state.owner.length; p += 1) {
     const i = state.owner[p];
     if (i < 0) continue;
-    const alpha = i === state.hover ? 0.75 : 0.5;
+    const alpha = i === chosen ? SELECTED_ALPHA : TINT_ALPHA;
     for (let c = 0; c < 3; c += 1) {
-      pixels.data[p * 4 + c] = Math.round(pixels.data[p * 4 + c] * (1 - alpha) + tints[i][c] * alpha);
+      data[p * 4 + c] = Math.round(data[p * 4 + c] * (1 - alpha) + tints[i][c] * alpha);
     }
   }
   context.putImageData(pixels, 0, 0);
-  answer.detections.forEach((d, i) => drawBox(d, i));
+  answer.detections.forEach((d, i) => drawBox(d, i, i === chosen));
 }
 
-function drawBox(detection, index) {
+function scheduleRender() {
+  // mouse moves come faster than frames: draw at most once per frame
+  if (state.drawing) return;
+  state.drawing = true;
+  requestAnimationFrame(render);
+}
+
+function drawBox(detection, index, isSelected) {
   const [x1, y1, x2, y2] = detection.box;
-  context.lineWidth = index === state.hover ? 3 : 1.5;
+  const scale = Math.max(1, canvas.width / 900); // labels stay readable on big photos
+  context.lineWidth = (isSelected ? 3 : 1.5) * scale;
   context.strokeStyle = colour(index, 1);
   context.strokeRect(x1, y1, x2 - x1, y2 - y1);
   const text = `${detection.label} ${detection.score.toFixed(2)}`;
-  context.font = "12px sans-serif";
-  const width = context.measureText(text).width + 6;
+  context.font = `${Math.round(12 * scale)}px sans-serif`;
+  const height = 15 * scale;
+  const width = context.measureText(text).width + 6 * scale;
+  const top = Math.max(0, y1 - height);
   context.fillStyle = colour(index, 0.85);
-  context.fillRect(x1, Math.max(0, y1 - 15), width, 15);
+  context.fillRect(x1, top, width, height);
   context.fillStyle = "#000";
-  context.fillText(text, x1 + 3, Math.max(11, y1 - 4));
+  context.fillText(text, x1 + 3 * scale, top + 11 * scale);
 }
 
 function showTable(answer) {
@@ -100,85 +143,139 @@ function showTable(answer) {
     const row = document.createElement("tr");
     row.dataset.index = String(i);
     const box = d.box.map((v) => v.toFixed(0)).join(", ");
-    for (const text of [String(i), d.label, d.score.toFixed(3), `[${box}]`]) {
+    const area = state.areas[i] === null ? "" : String(state.areas[i]);
+    for (const text of [String(i), d.label, d.score.toFixed(3), `[${box}]`, area]) {
       const cell = document.createElement("td");
       cell.textContent = text;
       row.append(cell);
     }
     row.style.borderLeft = `6px solid ${colour(i, 1)}`;
-    row.addEventListener("mouseenter", () => highlight(i));
+    row.addEventListener("mouseenter", () => setHover(i));
+    row.addEventListener("mouseleave", () => setHover(-1));
+    row.addEventListener("click", () => pin(i));
     return row;
   });
   $("table").tBodies[0].replaceChildren(...rows);
-  const t = answer.timings || {};
-  const ms = (s) => (s === undefined ? "?" : (s * 1000).toFixed(1));
-  $("timings").textContent = `server: queue ${ms(t.queue)} ms, inference ${ms(t.inference)} ms, ` +
-    `postprocess ${ms(t.postprocess)} ms, total ${ms(t.total)} ms`;
+  const timings = Object.entries(answer.timings || {});
+  $("timings").textContent = timings.length
+    ? "server: " + timings.map(([name, s]) => `${name} ${(s * 1000).toFixed(1)} ms`).join(", ")
+    : "";
 }
 
-function highlight(index) {
-  if (index === state.hover) return;
-  state.hover = index;
+function showDetails() {
+  const index = selected();
   for (const row of $("table").tBodies[0].rows) {
     row.classList.toggle("hover", Number(row.dataset.index) === index);
+    row.classList.toggle("pinned", Number(row.dataset.index) === state.pinned);
   }
   const d = state.answer && state.answer.detections[index];
-  $("details").textContent = d
-    ? `#${index} ${d.label} (class ${d.class_id}), score ${d.score.toFixed(3)}, ` +
-      `box [${d.box.map((v) => v.toFixed(1)).join(", ")}]`
-    : "Hover over an object to see it.";
-  render();
+  if (!d) {
+    $("details").textContent = "Hover over an object (or click it to keep it selected).";
+    return;
+  }
+  const parts = [
+    `#${index} ${d.label} (class ${d.class_id})`,
+    `score ${d.score.toFixed(3)}`,
+    d.mask_score === undefined ? null : `mask score ${d.mask_score.toFixed(3)}`,
+    `box [${d.box.map((v) => v.toFixed(1)).join(", ")}]`,
+    state.areas[index] === null ? null : `mask area ${state.areas[index]} px`,
+  ];
+  $("details").textContent = parts.filter((p) => p !== null).join(", ");
+}
+
+function setHover(index) {
+  if (index === state.hover) return;
+  state.hover = index;
+  showDetails();
+  scheduleRender();
+}
+
+function pin(index) {
+  state.pinned = index === state.pinned ? -1 : index;
+  showDetails();
+  scheduleRender();
 }
 
 function show(picture, answer) {
   state.picture = picture;
   state.answer = answer;
   state.hover = -1;
-  state.owner = ownerMap(answer, picture.width, picture.height);
+  state.pinned = -1;
+  state.owner = decodeMasks(answer, picture.width, picture.height);
   canvas.hidden = false;
   $("drop").hidden = true;
   render();
   showTable(answer);
+  showDetails();
+}
+
+function imageType(file) {
+  if (file.type) return file.type;
+  const extension = file.name.split(".").pop().toLowerCase();
+  return IMAGE_TYPES[extension] || "application/octet-stream"; // the server says 415
 }
 
 async function segmentFile(file) {
   const model = $("model").value;
   setStatus(`Segmenting ${file.name} with ${model}…`);
   document.body.dataset.state = "busy";
-  const type = file.type || "image/jpeg";
-  const reply = await fetch(`/v1/models/${encodeURIComponent(model)}/segment?${query()}`, {
-    method: "POST",
-    headers: headers({ "Content-Type": type }),
-    body: file,
-  });
-  const answer = await reply.json();
-  if (!reply.ok) {
-    setStatus(`HTTP ${reply.status}: ${answer.error ? answer.error.message : "error"}`);
+  try {
+    const started = performance.now();
+    const reply = await fetch(`v1/models/${encodeURIComponent(model)}/segment?${query()}`, {
+      method: "POST",
+      headers: headers({ "Content-Type": imageType(file) }),
+      body: file,
+    });
+    const answer = await reply.json();
+    const elapsed = performance.now() - started;
+    if (!reply.ok) {
+      const message = answer.error ? answer.error.message : JSON.stringify(answer);
+      throw new Error(`HTTP ${reply.status}: ${message}`);
+    }
+    const picture = await createImageBitmap(file, { imageOrientation: "from-image" });
+    show(picture, answer);
+    let text = `${answer.detections.length} detections in ${file.name} ` +
+      `(round trip ${elapsed.toFixed(0)} ms).`;
+    if (answer.image.width !== picture.width || answer.image.height !== picture.height) {
+      text += ` The browser decoded ${picture.width}×${picture.height}, the server ` +
+        `${answer.image.width}×${answer.image.height}: masks are not drawn.`;
+    }
+    setStatus(text);
+    document.body.dataset.state = "done";
+  } catch (error) {
+    setStatus(error.message || String(error));
     document.body.dataset.state = "error";
-    return;
   }
-  const picture = await createImageBitmap(file, { imageOrientation: "from-image" });
-  show(picture, answer);
-  setStatus(`${answer.detections.length} detections in ${file.name}.`);
-  document.body.dataset.state = "done";
 }
 
-canvas.addEventListener("mousemove", (event) => {
-  if (!state.owner) return;
+function pixelAt(event) {
   const bounds = canvas.getBoundingClientRect();
   const x = Math.floor(((event.clientX - bounds.left) * canvas.width) / bounds.width);
   const y = Math.floor(((event.clientY - bounds.top) * canvas.height) / bounds.height);
-  if (x < 0 || y < 0 || x >= canvas.width || y >= canvas.height) return;
-  highlight(state.owner[y * canvas.width + x]);
-});
+  if (!state.owner || x < 0 || y < 0 || x >= canvas.width || y >= canvas.height) return -1;
+  return state.owner[y * canvas.width + x];
+}
 
+canvas.addEventListener("mousemove", (event) => setHover(pixelAt(event)));
+canvas.addEventListener("mouseleave", () => setHover(-1));
+canvas.addEventListener("click", (event) => {
+  const index = pixelAt(event);
+  if (index >= 0 || state.pinned >= 0) pin(index);
+});
 $("file").addEventListener("change", () => {
   if ($("file").files.length) segmentFile($("file").files[0]);
 });
-document.addEventListener("dragover", (event) => event.preventDefault());
+document.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  $("drop").classList.add("over");
+});
+document.addEventListener("dragleave", () => $("drop").classList.remove("over"));
 document.addEventListener("drop", (event) => {
   event.preventDefault();
+  $("drop").classList.remove("over");
   if (event.dataTransfer.files.length) segmentFile(event.dataTransfer.files[0]);
 });
+$("model").addEventListener("change", showClassHint);
+$("key").addEventListener("change", () => loadModels().catch((e) => setStatus(String(e))));
 $("webcam").addEventListener("click", () => (state.stream ? stopWebcam() : startWebcam()));
 loadModels().catch((error) => setStatus(`Could not list models: ${error}`));
