@@ -69,7 +69,9 @@ EXPOSE 8000 50051
 # not draining), which is what `depends_on: service_healthy` and load balancers need. Docker
 # itself never restarts an unhealthy container, so a probe that fails while draining does
 # no harm. Configure the port through MASKSERVE_HTTP_PORT (not --http-port) so this follows.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
+# The start period is generous: replicas that load and warm up side by side on a small
+# host took 2-3 minutes here; the first passing probe ends it early.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=300s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('MASKSERVE_HTTP_PORT', '8000'), timeout=4)"]
 
 # the server handles SIGTERM itself: /readyz turns 503, in-flight requests finish within

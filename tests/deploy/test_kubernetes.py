@@ -102,9 +102,10 @@ def test_the_gpu_overlay_asks_for_a_gpu_and_the_cuda_image() -> None:
     assert env["MASKSERVE_DEVICES"] == "cuda:0" and "MASKSERVE_API_KEYS" in env
 
 
-def test_the_kserve_predictor_probes_readiness() -> None:
+def test_the_kserve_predictor_speaks_v2_and_probes_readiness() -> None:
     service = yaml.safe_load((ROOT / "kserve" / "inferenceservice.yaml").read_text())
     assert service["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert service["spec"]["predictor"]["protocolVersion"] == "v2"
     container = service["spec"]["predictor"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert not container["image"].endswith(":latest")
