@@ -33,6 +33,9 @@ class Detections:
         mask_threshold: a full-size pixel is foreground when its resized value is
             strictly above this.
         mask_scores: [N] float32 or None; YOLACT++ mask re-scoring (score × maskiou).
+        pixel_windows: [N, 4] int64 (x0, y0, x1, y1) or None; with prototype masks, a
+            half-open full-size pixel window outside of which every mask pixel is off
+            (Ultralytics crops YOLO-seg masks to their boxes after the upsampling).
     """
 
     class_ids: torch.Tensor
@@ -45,6 +48,7 @@ class Detections:
     box_masks: torch.Tensor | None = None
     mask_threshold: float = 0.5
     mask_scores: torch.Tensor | None = None
+    pixel_windows: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         has_proto = self.lowres_masks is not None and self.proto_windows is not None
@@ -71,4 +75,5 @@ class Detections:
             box_masks=rows(self.box_masks),
             mask_threshold=self.mask_threshold,
             mask_scores=rows(self.mask_scores),
+            pixel_windows=rows(self.pixel_windows),
         )

@@ -1,129 +1,97 @@
-"""YOLO-seg masks through YOLACT's assembly: protos of the content region → cropped soft masks.
+"""YOLO-seg masks exactly as Ultralytics' ``retina_masks=True`` path builds them.
 
-Ultralytics' prototypes ``[nm, ph, pw]`` (stride 4) cover the whole letterboxed input,
-padding included; the server's mask encoder expects low-resolution masks that cover
-exactly the original image (it upsamples them bilinearly to ``image_size``). So each
-image's protos are first **resampled onto its content region** (the un-padded part) at
-prototype resolution: ``torchvision.ops.roi_align(aligned=True, sampling_ratio=1)`` over
-the box ``[pad_left, pad_top, pad_left + content_w, pad_top + content_h]`` / stride to
-``[round(content_h / 4), round(content_w / 4)]`` — one bilinear tap per output pixel at
-half-pixel centres, i.e. the same function as ``F.interpolate(align_corners=False)`` of
-the crop (the identity when the padding and the content are multiples of the stride).
-Because resampling is linear it commutes with ``coeffs @ protos``. Then YOLACT's
-:func:`~maskserve.models.yolact.assemble.assemble_masks` (matmul → sigmoid → its 1-pixel
-padded crop) runs with boxes relative to the original image, ``mask_threshold = 0.5``
-(sigmoid > 0.5 ≡ Ultralytics' logit > 0), and the crop is then tightened:
+Ultralytics' ``process_mask_native`` (``shared/reference/yoloseg.md`` §4.2), per image:
 
-* **windows**: the proto pixels the box touches, ``[floor(x1·w), ceil(x2·w))``;
-* **edge caps** (:func:`edge_caps`): the soft values of the pixels the box edge cuts
-  are capped so that the server's bilinear upsampling crosses 0.5 at the box edge
-  (exact for a saturated mask next to a cropped zero). Masks inside their box keep
-  their own boundary; masks that spill past the box are cut at it, not at YOLACT's
-  padded crop (1–2 proto pixels = 4–8 / gain original pixels further out).
+1. mask logits ``coeffs @ protos`` at prototype resolution ``[n, mh, mw]`` (no sigmoid);
+2. an optional bilinear upsampling by ``f`` ∈ {1, 2, 4}, the smallest factor that puts
+   the letterbox padding on whole pixels;
+3. ``scale_masks``: crop the padding away (``top = round(pad_h − 0.1)``, content
+   ``round(orig × gain)``) and bilinear-resize (``align_corners=False``) to the original
+   image size;
+4. ``> 0``, then ``crop_mask``: every pixel outside the box (original pixels, columns
+   ``x1 ≤ c < x2``, rows ``y1 ≤ r < y2``) is off;
+5. detections whose mask is then empty are dropped.
 
-Known differences from Ultralytics' ``process_mask_native`` (full-size logits > 0, then a
-crop to the box at full resolution), measured in ``tests/yoloseg/test_serving.py``
-(IoU ≥ 0.98 on its scenes; YOLACT's plain padded crop gives ≈ 0.95 where the box
-cuts the mask):
-
-* **crop in proto space**: approximated by windows + caps as above; the caps assume
-  a saturated mask next to the edge, so a soft mask can lose a little area where the
-  box touches it (≈ 1 % IoU on a tangent ellipse in the tests);
-* **sigmoid, then upsample**: probabilities, not logits, are interpolated, which moves
-  the 0.5 boundary by up to ~¼ proto pixel where the logits are steep and the taps sit
-  asymmetrically around the zero crossing (after an off-grid content resample);
-* **two resamplings**: protos → content region (proto resolution) → original size,
-  instead of one crop-and-resize of the full-resolution logits.
+Steps 1–3 are done here up to the content crop; the server's mask encoder performs the
+final bilinear resize and the ``> 0`` threshold (it evaluates PyTorch's CPU bilinear
+kernel bit for bit) and step 4 through :attr:`Detections.pixel_windows`, without any
+full-size mask. Step 5 is approximated: a detection is dropped when every logit its box
+can read is ≤ 0 (then its mask is certainly empty); a mask whose positive logits all
+interpolate to ≤ 0 inside the box is kept, empty.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
-from torchvision.ops import roi_align
+import torch.nn.functional as F
 
 from maskserve.models.types import Detections
-from maskserve.models.yolact.assemble import assemble_masks
 from maskserve.models.yoloseg.decode import Candidates, boxes_to_original
 from maskserve.models.yoloseg.preprocess import Letterbox
 
-MASK_THRESHOLD = 0.5
+MASK_THRESHOLD = 0.0  # logits, strictly above: Ultralytics' ``> 0``
 
 
-def content_protos(protos: torch.Tensor, box: Letterbox, input_hw: tuple[int, int]) -> torch.Tensor:
-    """One image's protos ``[nm, ph, pw]`` resampled onto its content region → ``[ch, cw, nm]``.
+def upsample_factor(proto_hw: tuple[int, int], image_hw: tuple[int, int]) -> int:
+    """Ultralytics' ``f``: 1, 2 or 4, so that the letterbox padding is whole pixels."""
+    (mh, mw), (h, w) = proto_hw, image_hw
+    gain = min(4 * mh / h, 4 * mw / w)
+    pad = (4 * mh - max(round(h * gain), 1)) | (4 * mw - max(round(w * gain), 1))
+    return 4 // math.gcd(4, pad | pad // 2)
 
-    The output grid covers exactly the original image, so a mask built from it can be
-    upsampled straight to the original size.
-    """
-    ph, pw = protos.shape[1], protos.shape[2]
-    stride_y, stride_x = input_hw[0] / ph, input_hw[1] / pw
-    out_h = max(round(box.content_h / stride_y), 1)
-    out_w = max(round(box.content_w / stride_x), 1)
-    roi = protos.new_tensor(
-        [
-            [
-                0.0,
-                box.pad_left / stride_x,
-                box.pad_top / stride_y,
-                (box.pad_left + box.content_w) / stride_x,
-                (box.pad_top + box.content_h) / stride_y,
-            ]
-        ]
+
+def content_crop(grid_hw: tuple[int, int], image_hw: tuple[int, int]) -> tuple[slice, slice]:
+    """``scale_masks``' crop of a ``grid_hw`` letterboxed grid to the ``image_hw`` content."""
+    (gh, gw), (h, w) = grid_hw, image_hw
+    if (gh, gw) == (h, w):
+        return slice(0, gh), slice(0, gw)
+    gain = min(gh / h, gw / w)
+    pad_w = (gw - max(round(w * gain), 1)) / 2
+    pad_h = (gh - max(round(h * gain), 1)) / 2
+    top, left = round(pad_h - 0.1), round(pad_w - 0.1)
+    return (
+        slice(top, top + max(round(h * gain), 1)),
+        slice(left, left + max(round(w * gain), 1)),
     )
-    resampled = roi_align(
-        protos[None].float(),
-        roi.float(),
-        (out_h, out_w),
-        spatial_scale=1.0,
-        sampling_ratio=1,
-        aligned=True,
-    )
-    return resampled[0].permute(1, 2, 0).contiguous()
 
 
-def box_extent(
-    relative: torch.Tensor, height: int, width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Relative boxes (corners in any order) → ([N, 2] (x, y) low, [N, 2] high) in proto px."""
-    size = relative.new_tensor([width, height])
-    lo = torch.minimum(relative[:, :2], relative[:, 2:]) * size
-    hi = torch.maximum(relative[:, :2], relative[:, 2:]) * size
-    return lo, hi
+def box_pixels(boxes: torch.Tensor) -> torch.Tensor:
+    """[N, 4] float boxes → int64 half-open pixel windows ``crop_mask`` keeps.
 
-
-def touched_windows(relative: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """[N, 4] int64 half-open windows (c0, r0, c1, r1) of the proto pixels a box overlaps.
-
-    Pixel ``c`` spans ``[c, c + 1)``, the box ``[x1·w, x2·w)`` (corners in any order), so
-    the window is ``[floor(x1·w), ceil(x2·w))``, clipped to the grid.
+    Column ``c`` is kept when ``x1 ≤ c < x2``, i.e. ``ceil(x1) ≤ c < ceil(x2)``.
     """
-    size = relative.new_tensor([width, height])
-    lo, hi = box_extent(relative, height, width)
-    lo, hi = torch.floor(lo), torch.ceil(hi)
-    lo = torch.minimum(lo.clamp(min=0), size)
-    hi = torch.maximum(torch.minimum(hi, size), lo)
-    return torch.cat((lo, hi), dim=1).long()
+    return torch.ceil(boxes).long()
 
 
-def edge_caps(relative: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """[N, height, width] upper bounds for soft mask values that put the crop at the box edge.
+def content_logits(
+    protos: torch.Tensor, coeffs: torch.Tensor, image_hw: tuple[int, int]
+) -> torch.Tensor:
+    """Steps 1–3 up to the crop: ``[n, ch, cw]`` logits over exactly the original image."""
+    nm, mh, mw = protos.shape
+    logits = (coeffs.float() @ protos.float().reshape(nm, -1)).reshape(-1, mh, mw)
+    f = upsample_factor((mh, mw), image_hw)
+    if f > 1 and logits.shape[0]:
+        logits = F.interpolate(logits[None], scale_factor=f, mode="bilinear")[0]
+    rows, cols = content_crop((mh * f, mw * f), image_hw)
+    return logits[:, rows, cols].contiguous()
 
-    With ``f`` the fraction of a pixel (along one axis) inside the box, and the pixel
-    beyond it 0 (cropped), bilinear upsampling crosses 0.5 exactly at the box edge when
-    the pixel holds ``0.5 / (1.5 − f)`` (f ≥ ½; its inner neighbour saturated for f < ½:
-    ``f / (0.5 + f)``). Fully covered pixels get 1 (no change), untouched pixels 0.
-    """
-    lo, hi = box_extent(relative, height, width)
 
-    def cap(n: int, axis: int) -> torch.Tensor:
-        start = torch.arange(n, device=relative.device, dtype=relative.dtype)[None, :]
-        upper = torch.minimum(start + 1, hi[:, axis : axis + 1])
-        f = (upper - torch.maximum(start, lo[:, axis : axis + 1])).clamp(0, 1)
-        return torch.where(f >= 0.5, 0.5 / (1.5 - f), f / (0.5 + f))
-
-    return torch.minimum(cap(height, 1)[:, :, None], cap(width, 0)[:, None, :])
+def _reachable_max(logits: torch.Tensor, pixels: torch.Tensor, image_hw: tuple[int, int]):
+    """Per mask, the largest logit any pixel of its pixel window can interpolate from."""
+    ch, cw = logits.shape[1], logits.shape[2]
+    scale = pixels.new_tensor([cw / image_hw[1], ch / image_hw[0]] * 2, dtype=torch.float64)
+    lo = torch.floor(pixels[:, :2] * scale[:2] - 0.5).long() - 1
+    hi = torch.ceil(pixels[:, 2:] * scale[2:]).long() + 1
+    best = []
+    for i in range(logits.shape[0]):
+        c0, r0 = max(int(lo[i, 0]), 0), max(int(lo[i, 1]), 0)
+        c1, r1 = min(int(hi[i, 0]), cw), min(int(hi[i, 1]), ch)
+        empty = c1 <= c0 or r1 <= r0 or pixels[i, 2] <= pixels[i, 0] or pixels[i, 3] <= pixels[i, 1]
+        best.append(-1.0 if empty else float(logits[i, r0:r1, c0:c1].max()))
+    return torch.tensor(best)
 
 
 def assemble_image(
@@ -133,22 +101,24 @@ def assemble_image(
     input_hw: tuple[int, int],
     class_names: Sequence[str],
 ) -> Detections:
-    """One image's :class:`Detections`: boxes in original pixels and cropped low-res masks."""
-    boxes = boxes_to_original(found.boxes, box)
-    proto = content_protos(protos, box, input_hw)
-    height, width = proto.shape[0], proto.shape[1]
-    scale = boxes.new_tensor([box.image_w, box.image_h, box.image_w, box.image_h])
-    relative = boxes / scale
-    masks, _ = assemble_masks(proto[None], found.coeffs[None].float(), relative[None])
-    windows = touched_windows(relative, height, width)
-    masks = torch.minimum(masks[0], edge_caps(relative, height, width))
+    """One image's :class:`Detections`: boxes in original pixels, content-region logits."""
+    del input_hw  # the grid geometry follows from the protos, as in Ultralytics
+    image_hw = (box.image_h, box.image_w)
+    boxes = boxes_to_original(found.boxes.float(), box)
+    logits = content_logits(protos, found.coeffs, image_hw)
+    pixels = box_pixels(boxes)
+    keep = (_reachable_max(logits, pixels, image_hw) > MASK_THRESHOLD).to(logits.device)
+    logits, pixels, boxes = logits[keep], pixels[keep], boxes[keep]
+    n, ch, cw = logits.shape
+    whole = torch.tensor([0, 0, cw, ch], dtype=torch.int64, device=logits.device)
     return Detections(
-        class_ids=found.class_ids,
-        scores=found.scores.float(),
-        boxes=boxes.float(),
-        lowres_masks=masks,
-        proto_windows=windows,
-        image_size=(box.image_h, box.image_w),
+        class_ids=found.class_ids[keep],
+        scores=found.scores[keep].float(),
+        boxes=boxes,
+        lowres_masks=logits,
+        proto_windows=whole.expand(n, 4).contiguous(),
+        pixel_windows=pixels,
+        image_size=image_hw,
         class_names=tuple(class_names),
         mask_threshold=MASK_THRESHOLD,
     )

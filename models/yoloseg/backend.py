@@ -2,8 +2,8 @@
 
 Pipeline per batch: letterbox on the device (``preprocess.py``) → one onnxruntime call
 through :class:`~maskserve.models.onnxrt.session.OrtRunner` (or one call per image when
-the graph's batch axis is static) → decode + NMS (``decode.py``) → protos resampled to
-each image's content region and YOLACT's mask assembly (``assemble.py``) →
+the graph's batch axis is static) → decode + NMS (``decode.py``) →
+Ultralytics' retina-mask assembly as logits over each image's content (``assemble.py``) →
 :class:`~maskserve.models.types.Detections`, which the server encodes like any other.
 
 A model folder::
@@ -17,6 +17,8 @@ A model folder::
     max_det = 300
     # class_names = ["person", ...]   # else the ONNX metadata's names
     # imgsz = [640, 640]              # else the metadata's imgsz / the static input shape
+    # task = "segment"                # for a file without Ultralytics' metadata
+    # layout = "dense"                # or "end2end"; else from the metadata and the shapes
 """
 
 from __future__ import annotations
@@ -70,8 +72,32 @@ def _input_size(meta: YolosegMeta, shape: Sequence[Any], source: str) -> tuple[i
     return meta.imgsz
 
 
+def _check_layout(layout: Layout, asked: Any, shape: Sequence[Any], source: str) -> None:
+    """A model.toml ``layout`` the graph's ``output0`` does not have is an error, not a guess."""
+    if asked is not None and asked != layout:
+        raise YolosegMetadataError(
+            f"{source}: [yoloseg] layout = {asked!r}, but output0 {list(shape)} is the "
+            f"{layout!r} layout; remove the key or set layout = {layout!r}"
+        )
+
+
+def _extra(
+    layout: Layout, input_hw: tuple[int, int], meta: YolosegMeta, dynamic_batch: bool
+) -> dict[str, str]:
+    """``ModelInfo.extra``: only settings this model applies.
+
+    An end-to-end graph (``nms=True`` export, YOLO26) runs its NMS inside the graph with
+    the IoU fixed at export, so ``iou`` would be a setting that does nothing: not reported.
+    """
+    extra = {"layout": layout, "imgsz": f"{input_hw[0]}x{input_hw[1]}", "conf": str(meta.conf)}
+    if layout == "dense":
+        extra["iou"] = str(meta.iou)
+    extra["dynamic_batch"] = str(dynamic_batch).lower()
+    return extra
+
+
 class YolosegBackend:
-    """An Ultralytics -seg ONNX graph on one device, producing YOLACT-style Detections."""
+    """An Ultralytics -seg ONNX graph on one device, producing Ultralytics' answers."""
 
     def __init__(
         self,
@@ -84,7 +110,7 @@ class YolosegBackend:
         self.device = torch.device(device)
         self.runner = OrtRunner(onnx_path, self.device)
         source = str(onnx_path)
-        meta = parse_metadata(self.runner.metadata, source)
+        meta = parse_metadata(self.runner.metadata, source, overrides or {})
         meta = apply_overrides(meta, overrides or {}, source)
         inputs = self.runner.session.get_inputs()
         outputs = self.runner.session.get_outputs()
@@ -100,6 +126,7 @@ class YolosegBackend:
         self.layout: Layout = detect_layout(
             outputs[0].shape, self.num_masks, len(meta.class_names) or None, meta.end2end
         )
+        _check_layout(self.layout, (overrides or {}).get("layout"), outputs[0].shape, source)
         self.meta = self._with_class_names(meta, outputs[0].shape, source)
         self.info = ModelInfo(
             name=name,
@@ -110,13 +137,7 @@ class YolosegBackend:
             dtype=str(self.input_dtype).removeprefix("torch."),
             score_threshold=score_threshold,
             max_detections=self.meta.max_det,
-            extra={
-                "layout": self.layout,
-                "imgsz": f"{self.input_hw[0]}x{self.input_hw[1]}",
-                "conf": str(self.meta.conf),
-                "iou": str(self.meta.iou),
-                "dynamic_batch": str(self.dynamic_batch).lower(),
-            },
+            extra=_extra(self.layout, self.input_hw, self.meta, self.dynamic_batch),
         )
 
     def _with_class_names(
@@ -131,7 +152,8 @@ class YolosegBackend:
         if len(meta.class_names) != num_classes:
             raise YolosegMetadataError(
                 f"{source}: {len(meta.class_names)} class names for a head with "
-                f"{num_classes} classes"
+                f"{num_classes} classes; set class_names (one per class) in the model.toml "
+                "[yoloseg] table"
             )
         return meta
 

@@ -7,7 +7,8 @@ Two layouts (``shared/reference/yoloseg.md`` §3 and §5):
   objectness: confidence = the best class score), then ``nm`` raw mask coefficients.
   Decoded like Ultralytics' ``non_max_suppression``: best score > conf, one label per
   box (the argmax), at most ``MAX_NMS`` candidates by score, xywh → xyxy, class-aware
-  NMS (``torchvision.ops.batched_nms``, the same per-class offset trick), ``max_det``.
+  NMS (``torchvision.ops.nms`` on boxes offset by ``class × 7680``, as Ultralytics
+  does), ``max_det``.
 * **end2end** ``[B, N, 6 + nm]`` rows ``x1, y1, x2, y2, score, class, coeffs`` (YOLO26
   end-to-end heads and ``nms=True`` exports, zero-padded): no NMS, only score > conf,
   sorted, ``max_det``.
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from torchvision.ops import batched_nms
+from torchvision.ops import nms
 
 from maskserve.models.yoloseg.preprocess import Letterbox
 
 Layout = Literal["dense", "end2end"]
 MAX_NMS = 30000  # Ultralytics' pre-NMS cap
+MAX_WH = 7680  # Ultralytics' per-class box offset for class-aware NMS
 
 
 @dataclass
@@ -62,7 +64,8 @@ def detect_layout(
     if num_classes and isinstance(channels, int) and channels > 4 + num_masks:
         raise ValueError(
             f"output0 shape {list(output0_shape)} has {channels - 4 - num_masks} classes, "
-            f"but {num_classes} class names are given"
+            f"but {num_classes} class names are given; set class_names (one per class) "
+            "in the model.toml [yoloseg] table"
         )
     raise ValueError(
         f"output0 shape {list(output0_shape)} matches neither [B, 4+nc+{num_masks}, A] "
@@ -92,7 +95,10 @@ def decode_dense(
             index = index[best[b, index].topk(MAX_NMS).indices]
         rows = pred[b, index]
         boxes = xywh_to_xyxy(rows[:, :4])
-        keep = batched_nms(boxes, best[b, index], labels[b, index], iou)[:max_det]
+        # Ultralytics' own class offset (not batched_nms'): the offset boxes' float32
+        # rounding decides IoUs right at the threshold, so use the same numbers.
+        offset = labels[b, index, None].float() * MAX_WH
+        keep = nms(boxes + offset, best[b, index], iou)[:max_det]
         found.append(
             Candidates(
                 boxes=boxes[keep],

@@ -7,7 +7,9 @@ as they are. See ``shared/reference/yoloseg.md`` §1.
 
 Thresholds are not in the metadata; the defaults are Ultralytics' predict defaults
 (conf 0.25, iou 0.7, max_det 300). A model folder's ``[yoloseg]`` table may override the
-class names, the input size and the thresholds (:data:`OVERRIDE_KEYS`).
+class names, the input size and the thresholds, and supply what a file without
+Ultralytics' metadata lacks (``task``, ``layout``): :data:`OVERRIDE_KEYS`. The backend
+checks all of them against the graph's shapes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 DEFAULT_CONF = 0.25
 DEFAULT_IOU = 0.7
 DEFAULT_MAX_DET = 300
-OVERRIDE_KEYS = frozenset({"class_names", "imgsz", "conf", "iou", "max_det"})
+OVERRIDE_KEYS = frozenset({"task", "class_names", "imgsz", "layout", "conf", "iou", "max_det"})
+LAYOUTS = ("dense", "end2end")
 
 
 class YolosegMetadataError(ValueError):
@@ -108,19 +111,29 @@ def _end2end(raw: Mapping[str, str], source: str) -> bool:
     return end2end
 
 
-def parse_metadata(raw: Mapping[str, str], source: str = "model") -> YolosegMeta:
+def parse_metadata(
+    raw: Mapping[str, str], source: str = "model", table: Mapping[str, Any] | None = None
+) -> YolosegMeta:
     """Parse ``custom_metadata_map``; refuses anything whose ``task`` is not ``segment``.
 
+    ``table`` (the model.toml ``[yoloseg]`` table) may supply the ``task`` of a file
+    without metadata; its other keys are applied by :func:`apply_overrides`.
+
     Raises:
-        YolosegMetadataError: no ``task`` key (not an Ultralytics export), a task other
-            than ``segment`` (a detect / pose / classify model would decode into garbage),
+        YolosegMetadataError: no ``task`` (not an Ultralytics export, or its metadata was
+            stripped: the message says which model.toml key to add), a task other than
+            ``segment`` (a detect / pose / classify model would decode into garbage),
             or an unparsable value.
     """
     task = raw.get("task")
+    if table is not None and "task" in table:
+        task = str(table["task"])
     if task is None:
         raise YolosegMetadataError(
-            f"{source}: the ONNX metadata has no 'task' key; expected an Ultralytics "
-            "YOLO-seg export (task='segment')"
+            f"{source}: the ONNX metadata has no 'task' key (not an Ultralytics export, or "
+            'its metadata was stripped). If it is a YOLO-seg model, add task = "segment" '
+            "to the model.toml [yoloseg] table (and class_names = [...], which the file "
+            "does not name either)"
         )
     if task.strip().strip("'\"") != "segment":
         raise YolosegMetadataError(
@@ -152,6 +165,12 @@ def apply_overrides(meta: YolosegMeta, table: Mapping[str, Any], source: str) ->
         changes["class_names"] = names_from_value(table["class_names"], source)
     if "imgsz" in table:
         changes["imgsz"] = imgsz_from_value(table["imgsz"], source)
+    if "layout" in table:
+        if table["layout"] not in LAYOUTS:
+            raise YolosegMetadataError(
+                f"{source}: layout must be one of {list(LAYOUTS)}, got {table['layout']!r}"
+            )
+        changes["end2end"] = table["layout"] == "end2end"
     for key in ("conf", "iou"):
         if key in table:
             value = table[key]

@@ -9,14 +9,16 @@ even, as Ultralytics uses it):
   (the right / bottom border takes the rest);
 * pad value 114, RGB, ``/ 255``, NCHW float32.
 
-The resize is done with torch (``F.interpolate(mode="bilinear", align_corners=False,
-antialias=False)``) on the device instead of ``cv2.resize(INTER_LINEAR)``: both sample
-with half-pixel centres and neither antialiases when shrinking, so they are the same
-function; cv2 computes it in 11-bit fixed point on uint8, torch in float32, and we round
-the result to integers like cv2's uint8 output. The two differ by at most one grey level,
-on ~10 % of the pixels of a noise image (``tests/yoloseg`` measures it against cv2 when
-cv2 is installed). Using torch keeps the whole pipeline on a GPU and adds no OpenCV
-dependency to the server.
+The resize is OpenCV's ``cv2.resize(INTER_LINEAR)`` on uint8, reimplemented in torch
+integer arithmetic (:func:`cv2_linear_resize`) so that it runs on the device without an
+OpenCV dependency: coefficients ``(dx + 0.5) · (1 / (dst / src)) − 0.5`` in float32, 11-bit
+fixed point (``saturate_cast<short>(c · 2048)``), a horizontal pass in int32, then the
+vertical pass ``((b0·(S0 >> 4)) >> 16) + ((b1·(S1 >> 4)) >> 16) + 2 >> 2``. Columns past
+the edges are clamped with their weight moved to the edge pixel, rows are only
+index-clamped (OpenCV treats the two axes differently). It is bit-exact against OpenCV's
+own output (``tests/yoloseg/test_letterbox.py``), which is what makes maskserve's scores
+equal Ultralytics' (a float bilinear resize differs by one grey level on some pixels
+and moved scores by up to 3e-3).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 PAD_VALUE = 114
 
@@ -81,14 +82,47 @@ def letterbox_geometry(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> 
     )
 
 
+def _taps(src: int, dst: int, clamp: bool) -> tuple[np.ndarray, ...]:
+    """OpenCV's linear taps for one axis: (i0, i1, w0, w1), weights in 11-bit fixed point."""
+    scale = 1.0 / (dst / src)
+    f = ((np.arange(dst) + 0.5) * scale - 0.5).astype(np.float32)
+    i0 = np.floor(f).astype(np.int64)
+    f = (f - i0.astype(np.float32)).astype(np.float32)
+    if clamp:  # columns: weight moved onto the edge pixel
+        f[i0 < 0] = 0
+        i0[i0 < 0] = 0
+        high = i0 >= src - 1
+        f[high] = 0
+        i0[high] = src - 1
+    w1 = np.rint(f * np.float32(2048)).astype(np.int32)
+    w0 = np.rint((np.float32(1) - f) * np.float32(2048)).astype(np.int32)
+    return np.clip(i0, 0, src - 1), np.clip(i0 + 1, 0, src - 1), w0, w1
+
+
+def cv2_linear_resize(chw: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``cv2.resize(INTER_LINEAR)`` of a uint8-valued [C, H, W] tensor, bit for bit → int32."""
+    device = chw.device
+    pixels = chw.to(torch.int32)
+
+    def axis(src: int, dst: int, clamp: bool) -> list[torch.Tensor]:
+        return [torch.from_numpy(a).to(device) for a in _taps(src, dst, clamp)]
+
+    x0, x1, a0, a1 = axis(chw.shape[2], width, clamp=True)
+    y0, y1, b0, b1 = axis(chw.shape[1], height, clamp=False)
+    rows = pixels[:, :, x0] * a0 + pixels[:, :, x1] * a1  # [C, H, w], values · 2048
+    top = (b0[:, None] * (rows[:, y0] >> 4)) >> 16
+    bottom = (b1[:, None] * (rows[:, y1] >> 4)) >> 16
+    return ((top + bottom + 2) >> 2).clamp_(0, 255)
+
+
 def _as_chw_float(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
-    """RGB uint8 [H, W, 3] → float32 [1, 3, H, W] on ``device``."""
+    """RGB uint8 [H, W, 3] → [1, 3, H, W] on ``device`` (uint8 values, any dtype)."""
     if isinstance(image, np.ndarray) and not image.flags.writeable:
         image = image.copy()  # torch refuses to wrap read-only buffers safely
     pixels = torch.as_tensor(image).to(device, non_blocking=True)
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected an RGB image [H, W, 3], got {tuple(pixels.shape)}")
-    return pixels.permute(2, 0, 1)[None].float()
+    return pixels.permute(2, 0, 1)[None]
 
 
 def letterbox_images(
@@ -106,16 +140,9 @@ def letterbox_images(
         chw = _as_chw_float(image, device)
         box = letterbox_geometry((chw.shape[2], chw.shape[3]), (height, width))
         if (box.content_h, box.content_w) != (box.image_h, box.image_w):
-            chw = F.interpolate(
-                chw,
-                size=(box.content_h, box.content_w),
-                mode="bilinear",
-                align_corners=False,
-                antialias=False,
-            )
-            chw = chw.round_().clamp_(0, 255)  # cv2 returns uint8
+            chw = cv2_linear_resize(chw[0], box.content_h, box.content_w)[None]
         rows = slice(box.pad_top, box.pad_top + box.content_h)
         cols = slice(box.pad_left, box.pad_left + box.content_w)
-        batch[i, :, rows, cols] = chw[0]
+        batch[i, :, rows, cols] = chw[0].float()
         boxes.append(box)
     return (batch / 255.0).to(dtype), boxes

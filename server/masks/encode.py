@@ -130,14 +130,31 @@ def _check(lowres: torch.Tensor, proto_windows: torch.Tensor, threshold: float) 
         raise ValueError("threshold must be >= 0: pixels outside a window are 0 and must be off")
 
 
+def _intersect(windows: np.ndarray, crop: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """Output windows cut to ``crop`` windows (clipped to the image); empty ones all zero."""
+    crop = np.asarray(crop, dtype=np.int64).reshape(-1, 4)
+    limit = np.array([image_size[1], image_size[0]] * 2)
+    crop = np.clip(crop, 0, limit)
+    out = np.concatenate(
+        [np.maximum(windows[:, :2], crop[:, :2]), np.minimum(windows[:, 2:], crop[:, 2:])], axis=1
+    )
+    out[(out[:, 2] <= out[:, 0]) | (out[:, 3] <= out[:, 1])] = 0
+    return out
+
+
 def encode_masks_with_areas(
     lowres: torch.Tensor,
     proto_windows: torch.Tensor,
     image_size: tuple[int, int],
     threshold: float = 0.5,
     policy: StagePolicy | None = None,
+    pixel_windows: torch.Tensor | None = None,
 ) -> EncodedMasks:
-    """:func:`encode_masks`, also returning each mask's pixel area (int64 [N])."""
+    """:func:`encode_masks`, also returning each mask's pixel area (int64 [N]).
+
+    ``pixel_windows`` ([N, 4] int (x0, y0, x1, y1), half-open, output pixels), when given,
+    turns off every pixel outside it (a crop after the upsampling).
+    """
     _check(lowres, proto_windows, threshold)
     height, width = int(image_size[0]), int(image_size[1])
     n, ph, pw = lowres.shape
@@ -145,6 +162,8 @@ def encode_masks_with_areas(
         return EncodedMasks(rles=[], areas=np.zeros(0, dtype=np.int64))
     policy = policy or default_policy(lowres.device)
     windows = output_windows(proto_windows.cpu().numpy(), (ph, pw), (height, width))
+    if pixel_windows is not None:
+        windows = _intersect(windows, pixel_windows.cpu().numpy(), (height, width))
     nonempty = windows[:, 2] > windows[:, 0]
     groups = plan_groups(windows, np.flatnonzero(nonempty), policy.slack, policy.max_pixels)
     order = np.concatenate([*groups, np.flatnonzero(~nonempty)])
@@ -280,6 +299,7 @@ def encode_detections(detections: Detections, policy: StagePolicy | None = None)
         detections.image_size,
         detections.mask_threshold,
         policy,
+        detections.pixel_windows,
     )
 
 
@@ -343,4 +363,12 @@ def detection_masks(detections: Detections) -> torch.Tensor:
         return full_box_masks(
             detections.box_masks, detections.boxes, detections.image_size, detections.mask_threshold
         )
-    return full_masks(detections.lowres_masks, detections.image_size, detections.mask_threshold)
+    masks = full_masks(detections.lowres_masks, detections.image_size, detections.mask_threshold)
+    if detections.pixel_windows is not None:
+        height, width = masks.shape[1], masks.shape[2]
+        win = detections.pixel_windows.to(masks.device)[:, :, None]
+        cols = torch.arange(width, device=masks.device)[None, None, :]
+        rows = torch.arange(height, device=masks.device)[None, :, None]
+        masks = masks & (cols >= win[:, 0:1]) & (cols < win[:, 2:3])
+        masks = masks & (rows >= win[:, 1:2]) & (rows < win[:, 3:4])
+    return masks

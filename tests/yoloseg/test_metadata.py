@@ -86,3 +86,20 @@ def test_overrides_replace_names_size_and_thresholds() -> None:
 def test_bad_overrides_are_refused(table: dict, message: str) -> None:
     with pytest.raises(YolosegMetadataError, match=message):
         apply_overrides(parse_metadata(ultralytics_values()), table, "model.toml")
+
+
+def test_model_toml_supplies_the_task_of_a_file_without_metadata() -> None:
+    with pytest.raises(YolosegMetadataError, match=r'add task = "segment" to the model.toml'):
+        parse_metadata({}, "bare.onnx")
+    meta = parse_metadata({}, "bare.onnx", {"task": "segment"})
+    assert meta.class_names == () and meta.imgsz is None and not meta.end2end
+    with pytest.raises(YolosegMetadataError, match="task is 'detect'"):
+        parse_metadata({}, "bare.onnx", {"task": "detect"})
+
+
+@pytest.mark.parametrize(("layout", "end2end"), [("dense", False), ("end2end", True)])
+def test_layout_key_sets_the_decoder(layout: str, end2end: bool) -> None:
+    meta = apply_overrides(parse_metadata({}, "x", {"task": "segment"}), {"layout": layout}, "x")
+    assert meta.end2end is end2end
+    with pytest.raises(YolosegMetadataError, match="layout must be one of"):
+        apply_overrides(meta, {"layout": "grid"}, "x")

@@ -178,8 +178,12 @@ def test_end2end_layout_gives_the_same_detections(
         dynamic_batch=True,
         metadata=ultralytics_metadata(end2end="True"),
     )
-    backend = YolosegBackend(path)
+    backend = YolosegBackend(path, overrides={"iou": 0.5})
     assert backend.layout == "end2end"
+    # the IoU is fixed inside the graph: /v1/models must not report one
+    assert "iou" not in backend.info.extra
+    assert backend.info.extra["conf"] == "0.25"
+    assert YolosegBackend(dynamic_onnx).info.extra["iou"] == "0.7"
     found = backend.infer(scene_images(scenes), max_detections=100)
     for f, scene in zip(found, scenes, strict=True):
         check_detections(f, scene)
