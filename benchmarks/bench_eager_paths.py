@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_eager_paths.py [--models yolact_shapes,maskrcnn_shapes]
-        [--batch 4] [--rounds 8] [--compile] [--r50 /tmp/r50.pth]
+        [--batch 4] [--rounds 8] [--compile] [--r50 CHECKPOINT]
 
 Per model, the network's forward (the 85 % of an image's time that the other stages do not
 touch) on the same preprocessed batch, variant after variant within each round (the order
@@ -83,14 +83,14 @@ def variants(backend: Any, batch: torch.Tensor, compile_too: bool) -> dict[str, 
 def model_batch(name: str, r50: Path | None, batch: int) -> tuple[Any, torch.Tensor]:
     image = np.asarray(Image.open(EXAMPLE).convert("RGB"))
     if name == "yolact_resnet50":
-        from dataclasses import replace
-
         from maskserve.models.yolact.backend import YolactBackend
         from maskserve.models.yolact.checkpoint import load_yolact
         from maskserve.models.yolact.config import get_config
+        from maskserve.models.yolact.network import Yolact
 
-        assert r50 is not None, "--r50 CHECKPOINT"
-        model = load_yolact(r50, replace(get_config("yolact_resnet50")))
+        config = get_config("yolact_resnet50")
+        torch.manual_seed(0)  # random weights unless an original checkpoint is given
+        model = load_yolact(r50, config) if r50 is not None else Yolact(config)
         backend = YolactBackend(model, name, torch.device("cpu"), torch.float32, 0.0, False)
     else:
         spec = ModelSpec.from_folder(ZOO_DIR / name)
@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--r50", type=Path, help="yolact_resnet50 checkpoint (original format)")
+    parser.add_argument(
+        "--r50", type=Path, help="yolact_resnet50 checkpoint (original format; else random)"
+    )
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}")
     for name in args.models.split(","):
