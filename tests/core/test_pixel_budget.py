@@ -26,9 +26,8 @@ def test_header_pixels_reads_the_size_only() -> None:
 def test_refuses_past_the_budget_and_gives_back_on_exit() -> None:
     budget = PixelBudget(1000)
     with budget.reserve(600, "m"):
-        with pytest.raises(OverloadedError, match="max_pixels_in_flight"):
-            with budget.reserve(600, "m"):
-                pass
+        with pytest.raises(OverloadedError, match="max_pixels_in_flight"), budget.reserve(600, "m"):
+            pass
         with budget.reserve(400, "m"):
             assert budget.in_use == 1000
     assert budget.in_use == 0
@@ -36,7 +35,7 @@ def test_refuses_past_the_budget_and_gives_back_on_exit() -> None:
 
 def test_one_request_always_fits_and_errors_give_back() -> None:
     budget = PixelBudget(100)
-    with pytest.raises(RuntimeError):
-        with budget.reserve(5000, "m"):  # alone: admitted even past the budget
-            raise RuntimeError("decode failed")
+    # alone: admitted even past the budget; an error gives it back
+    with pytest.raises(RuntimeError), budget.reserve(5000, "m"):
+        raise RuntimeError("decode failed")
     assert budget.in_use == 0
