@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if args.int8 and args.fp16:
         raise ValueError("--int8 quantises a float32 export; drop --fp16")
     options = ExportOptions(out=out, opset=args.opset, fp16=args.fp16, verify=not args.no_verify)
+    stages = "trace to ONNX" + (", check against eager" if options.verify else "")
+    sys.stderr.write(f"export: {backend.info.name} ({stages}; int8 steps show progress)\n")
     report = EXPORTERS[family](backend, options)
     print_report(report)
     if args.int8:

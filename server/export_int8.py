@@ -26,6 +26,7 @@ from maskserve.models.onnxrt.quantize import (
     synthetic_images,
 )
 from maskserve.models.registry import ModelSpec, build_backend
+from maskserve.progress import track
 
 CHECK_SEED = CALIBRATION_SEED + 1
 
@@ -55,7 +56,7 @@ def agreement(float_backend: Backend, int8_backend: Backend, count: int) -> tupl
     """(float detections above the score threshold, how many the int8 graph also finds)."""
     threshold = float_backend.info.score_threshold
     checked = agreeing = 0
-    for image in synthetic_images(count, CHECK_SEED):
+    for image in track(synthetic_images(count, CHECK_SEED), count, "export: check int8"):
         want = float_backend.infer([image], max_detections=100)[0]
         got = int8_backend.infer([image], max_detections=100)[0]
         keep = want.scores >= threshold

@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from maskserve.models.onnxrt.metadata import write_metadata
+from maskserve.progress import Progress
 
 PRECISION_KEY = "precision"
 CALIBRATION_SEED = 7  # not the held-out seed (2026) of `maskserve evaluate`
@@ -47,9 +48,11 @@ def record_feeds(backend: Any, images: Sequence[np.ndarray]) -> list[dict[str, n
     """Run ``backend`` (an ONNX family backend with a ``runner``) and keep every feed."""
     runner = backend.runner
     runner.recording = []
+    progress = Progress("export: record calibration inputs", len(images))
     try:
         for image in images:
             backend.infer([image], max_detections=100)
+            progress.advance()
         return runner.recording
     finally:
         runner.recording = None
@@ -60,9 +63,13 @@ class _Feeds:
 
     def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
         self._iter: Iterator[dict[str, np.ndarray]] = iter(feeds)
+        self._progress = Progress("export: calibrate", len(feeds))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._iter, None)
+        feed = next(self._iter, None)
+        if feed is not None:
+            self._progress.advance()
+        return feed
 
 
 def quantize_int8(source: Path, target: Path, feeds: list[dict[str, np.ndarray]]) -> QuantizeReport:
