@@ -12,12 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ultralytics_parity import FIXTURES, compare, offline_env, parity_images
+from ultralytics_parity import (
+    FIXTURES,
+    compare,
+    import_ultralytics,
+    offline_env,
+    parity_images,
+)
 
 from maskserve.models.yoloseg.backend import YolosegBackend
 
 try:
-    import ultralytics  # noqa: F401
+    import_ultralytics()
 except ImportError:  # pragma: no cover - depends on the environment
     pytest.skip(
         "ultralytics is not installed (test-only extra: pip install -e '.[yolo-test]')",

@@ -28,6 +28,27 @@ def offline_env() -> None:
     os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
 
 
+def import_ultralytics() -> Any:
+    """Import Ultralytics without keeping its process-wide patches.
+
+    Importing it replaces ``PIL.Image.open`` (with a wrapper that tries to install
+    ``pi-heif`` whenever Pillow cannot identify an image) and ``torch.save``. Left in
+    place, the server under test in the same pytest process would answer an undecodable
+    upload with that wrapper's ModuleNotFoundError instead of its own 400.
+    """
+    import torch
+    from PIL import Image
+
+    offline_env()
+    image_open, torch_save = Image.open, torch.save
+    try:
+        import ultralytics
+        from ultralytics import YOLO  # noqa: F401  (its lazy import patches too)
+    finally:
+        Image.open, torch.save = image_open, torch_save
+    return ultralytics
+
+
 def parity_images(count: int = 6, seed: int = 7) -> list[np.ndarray]:
     """Synthetic scenes (RGB) of assorted sizes and aspect ratios, odd padding included."""
     from maskserve.models.synthetic.generator import generate_sample
@@ -64,9 +85,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def ultralytics_predict(onnx: Path, image: np.ndarray, conf: float, iou: float):
     """Ultralytics' (boxes, scores, classes, masks[N, H, W] bool) for an RGB image."""
-    from ultralytics import YOLO
-
-    model = YOLO(str(onnx), task="segment")
+    model = import_ultralytics().YOLO(str(onnx), task="segment")
     result = model.predict(
         image[:, :, ::-1].copy(), retina_masks=True, conf=conf, iou=iou, verbose=False
     )[0]
