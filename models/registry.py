@@ -100,6 +100,7 @@ _BUILTIN_FAMILIES: dict[str, tuple[str, str]] = {
     "yolact": (".yolact.backend", "yolact_backend_factory"),
     "yoloseg": (".yoloseg.backend", "yoloseg_backend_factory"),
     "maskrcnn": (".maskrcnn.backend", "maskrcnn_backend_factory"),
+    "raw": (".raw.backend", "raw_backend_factory"),
 }
 
 

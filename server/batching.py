@@ -57,9 +57,10 @@ Finisher = Callable[[Detections], Any]
 @dataclass(frozen=True)
 class ItemOutcome:
     """What a request gets back from its batch (``finished``: its finisher's return value,
-    when the worker ran it; None when the caller must finish)."""
+    when the worker ran it; None when the caller must finish). ``detections`` is the
+    backend's answer for the request: Detections, or named arrays for a tensor model."""
 
-    detections: Detections
+    detections: Detections | Any
     queue_s: float
     inference_s: float
     batch_size: int
@@ -78,7 +79,7 @@ def priority_rank(priority: int) -> int:
 
 @dataclass(eq=False)
 class BatchItem:
-    image: np.ndarray
+    image: np.ndarray | Any  # decoded pixels, or named arrays for a tensor model
     deadline: float
     future: asyncio.Future[ItemOutcome]
     enqueued_at: float

@@ -4,11 +4,14 @@ Like Triton's, ``<repository>/<name>/model.toml`` (+ weights) describes each mod
 folder that cannot be used — no or invalid ``model.toml``, bad ``[batching]`` values,
 missing weights — is logged with its reason and recorded in ``failures``; every other
 model is still served.  Checkpoint errors surface later, when workers build backends,
-and are recorded the same way by the service.
+and are recorded the same way by the service.  A folder whose ``model.toml`` says
+``raw = true`` (an ONNX file) is served twice: by its family, and as the plain tensor
+model ``<name>_raw`` (family ``raw``, :mod:`maskserve.models.raw`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tomllib
 from dataclasses import dataclass, field
@@ -105,3 +108,24 @@ def _read_folder(folder: Path, settings: Settings, scan: RepositoryScan) -> None
         scan.fail(spec.name, f"{folder} declares the name {spec.name!r} a second time")
         return
     scan.entries[spec.name] = ModelEntry(spec=spec, config=config)
+    raw = spec.settings.get("raw", False)
+    if raw is not False:
+        _add_raw_twin(ModelEntry(spec=spec, config=config), raw, source, scan)
+
+
+RAW_SUFFIX = "_raw"
+
+
+def _add_raw_twin(entry: ModelEntry, raw: object, source: str, scan: RepositoryScan) -> None:
+    """``raw = true``: the same ONNX file, also served as the tensor model it is."""
+    spec = entry.spec
+    name = spec.name + RAW_SUFFIX
+    if raw is not True:
+        scan.fail(name, f"{source}: raw must be true or false, got {raw!r}")
+    elif spec.weights.suffix.lower() != ".onnx":
+        scan.fail(name, f"{source}: raw = true needs an ONNX weights file, not {spec.weights.name}")
+    elif name in scan.entries:
+        scan.fail(name, f"{source}: the name {name!r} is taken by another model")
+    else:
+        twin = dataclasses.replace(spec, name=name, family="raw", table={}, settings={})
+        scan.entries[name] = ModelEntry(spec=twin, config=entry.config)

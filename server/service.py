@@ -19,38 +19,39 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from maskserve.auto_backend import build_any
-from maskserve.batch_cost import BatchCostModel
-from maskserve.batching import DynamicBatcher
 from maskserve.cpu_share import CoreShare
 from maskserve.errors import (
     DeadlineExceededError,
-    MaskserveError,
+    InvalidOptionError,
     ModelNotFoundError,
     ModelNotReadyError,
 )
 from maskserve.health import PROBE_INTERVAL_S, ModelHealth
 from maskserve.imageio import decode_image
+from maskserve.inflight import InFlight, RequestAccounting
 from maskserve.metrics import Metrics
 from maskserve.models.base import ModelInfo
+from maskserve.models.raw.signature import TensorSignature
 from maskserve.options import SegmentOptions, check_classes
 from maskserve.pixel_budget import PixelBudget, header_pixels
-from maskserve.repository import ModelEntry, scan_repository
+from maskserve.repository import scan_repository
 from maskserve.results import ImageResult, finish_result
-from maskserve.served_model import ServedModel, describe, state_of
+from maskserve.served_model import ServedModel, describe, plan_served_model, state_of
 from maskserve.settings import Settings
 from maskserve.statistics import RequestTimes, Statistics
-from maskserve.workers import BackendBuilder, Worker, available_cores, configure_cpu_threads
+from maskserve.tensor_check import check_tensors
+from maskserve.workers import BackendBuilder, available_cores, configure_cpu_threads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-UNKNOWN_MODEL_LABEL = "_unknown"  # metrics label for names that are not in the repository
 
 
 class SegmentationService:
@@ -75,10 +76,11 @@ class SegmentationService:
         self._failures: dict[str, str] = {}
         self._started = False
         self._draining = False
-        self._inflight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.statistics = Statistics()
+        self._inflight = InFlight()
+        self._accounting = RequestAccounting(
+            metrics, self.statistics, self._inflight, self._is_known
+        )
         self._probes: set[asyncio.Task[None]] = set()
         self._pixels = PixelBudget(settings.max_pixels_in_flight)
 
@@ -105,7 +107,18 @@ class SegmentationService:
             configure_cpu_threads(1 if self.settings.share_cpu_cores else cpu_workers)
         self._core_share = CoreShare(available_cores()) if self.settings.share_cpu_cores else None
         for name, entry in scan.entries.items():
-            self._models[name] = self._plan(entry, devices)
+            health = ModelHealth(name, self.metrics)
+            on_batch = functools.partial(self._batch_done, name, health)
+            self._models[name] = plan_served_model(
+                entry,
+                devices,
+                self.settings,
+                self.metrics,
+                self._build,
+                self._core_share,
+                health,
+                on_batch,
+            )
         await asyncio.gather(*(self._load(served) for served in self._models.values()))
         self._started = True
         serving = [name for name, served in self._models.items() if served.ready]
@@ -113,45 +126,6 @@ class SegmentationService:
             log.info("serving models: %s", ", ".join(serving))
         else:
             log.error("no model could be loaded from %s", self.settings.model_repository)
-
-    def _plan(self, entry: ModelEntry, devices: list[torch.device]) -> ServedModel:
-        cfg = entry.config
-        cost = None
-        if self.settings.adaptive_batching and cfg.max_batch_size > 1:
-            # a batch may take at most half the default deadline: one batch ahead of a
-            # request still leaves it time for its own
-            cost = BatchCostModel(cfg.max_batch_size, self.settings.request_timeout_s / 2)
-        batcher = DynamicBatcher(
-            entry.name,
-            cfg.max_batch_size,
-            cfg.max_queue_delay_ms,
-            cfg.max_queue_size,
-            self.metrics,
-            cost_model=cost,
-            max_queue_wait_s=self.settings.max_queue_wait_s or None,
-            workers=len(devices) * cfg.instances,
-        )
-        placements = [device for device in devices for _ in range(cfg.instances)]
-        health = ModelHealth(entry.name, self.metrics)
-        watchdog = self.settings.worker_watchdog_s or None
-        on_batch = functools.partial(self._batch_done, entry.name, health)
-        workers = [
-            Worker(
-                entry.spec,
-                device,
-                i,
-                batcher,
-                self._build,
-                self.settings.torch_dtype,
-                self.metrics,
-                core_share=self._core_share,
-                watchdog_s=watchdog,
-                on_batch=on_batch,
-            )
-            for i, device in enumerate(placements)
-        ]
-        devices_used = [str(d) for d in devices]
-        return ServedModel(entry, batcher, workers, devices=devices_used, health=health)
 
     def _batch_done(self, name: str, health: ModelHealth, ok: bool, reason: str) -> None:
         if health.batch_done(ok, reason):  # just turned unhealthy: probe until it recovers
@@ -180,6 +154,7 @@ class SegmentationService:
             await asyncio.gather(*(w.stop() for w in served.workers))
             return
         info = outcomes[0].info
+        served.signature = getattr(outcomes[0], "signature", None)
         threshold = served.entry.config.score_threshold
         served.info = dataclasses.replace(
             info,
@@ -208,14 +183,7 @@ class SegmentationService:
         self._draining = True
         for served in self._models.values():
             served.batcher.stop_waiting()  # nobody new is coming: run forming batches now
-        if self._inflight == 0:
-            return
-        log.info("draining: waiting up to %.1f s for %d requests", grace_s, self._inflight)
-        try:
-            async with asyncio.timeout(grace_s):
-                await self._idle.wait()
-        except TimeoutError:
-            log.warning("drain grace ended with %d requests still in flight", self._inflight)
+        await self._inflight.wait_idle(grace_s)
 
     async def stop(self) -> None:
         """Fail whatever is still queued, stop the workers, release the thread pool."""
@@ -246,6 +214,10 @@ class SegmentationService:
         served = self._lookup(name)
         assert served.info is not None
         return served.info
+
+    def tensor_signature(self, name: str) -> TensorSignature | None:
+        """A tensor model's inputs and outputs; None for a model that takes images."""
+        return self._lookup(name).signature
 
     def model_config(self, name: str) -> dict[str, Any]:
         """Effective configuration of a model, for ``GET /v1/models/{name}``."""
@@ -284,38 +256,56 @@ class SegmentationService:
         """Segment one encoded image with ``model``; ``deadline`` is ``time.monotonic()``
         seconds (None: the server's ``request_timeout_s``; an earlier client deadline wins).
         ``held``: work taken in with :meth:`hold` before a drain, served while draining."""
-        began = time.monotonic()
-        known = model in self._models or model in self._failures
-        label = model if known else UNKNOWN_MODEL_LABEL
-        self._enter(label)
-        status = "ok"
-        try:
+        async with self._accounting.request(model, protocol) as began:
             return await self._segment(model, image, options, deadline, began, priority, held)
-        except MaskserveError as exc:
-            status = exc.code
-            if known:
-                self.statistics.record_failure(model, time.monotonic() - began)
-            raise
-        except asyncio.CancelledError:
-            status = "cancelled"
-            raise
-        except Exception:
-            status = "internal"
-            log.exception("unexpected error segmenting with model %r", model)
-            raise
-        finally:
-            self.metrics.requests_total.labels(label, protocol, status).inc()
-            self.metrics.request_duration.labels(label, protocol).observe(time.monotonic() - began)
-            self._leave(label)
+
+    async def infer_tensors(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        deadline: float | None = None,
+        protocol: str = "oip",
+        priority: int = 0,
+    ) -> dict[str, np.ndarray]:
+        """Run a tensor model (family ``raw``) on one request's named arrays, through the
+        model's batcher like any request; its outputs by name."""
+        async with self._accounting.request(model, protocol) as began:
+            served = self._serving(model)
+            if served.signature is None:
+                raise InvalidOptionError(
+                    f"model {model!r} takes encoded images (input IMAGE), not tensors"
+                )
+            check_tensors(served.signature, inputs)
+            deadline = self._deadline(began, deadline)
+            try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    outcome = await served.batcher.submit(dict(inputs), deadline, None, priority)
+            except TimeoutError:
+                raise DeadlineExceededError(
+                    f"deadline exceeded after {time.monotonic() - began:.3f} s (model {model!r})"
+                ) from None
+            total = time.monotonic() - began
+            queued, ran = outcome.queue_s, outcome.inference_s
+            times = RequestTimes(total, queued, 0.0, ran, 0.0, outcome.batch_size)
+            self.statistics.record_success(model, times)
+            return outcome.detections
+
+    def _is_known(self, model: str) -> bool:
+        return model in self._models or model in self._failures
+
+    def _deadline(self, began: float, deadline: float | None) -> float:
+        """The client's deadline, capped by ``request_timeout_s``; refused if already past."""
+        limit = began + self.settings.request_timeout_s
+        deadline = limit if deadline is None else min(deadline, limit)
+        if deadline <= time.monotonic():
+            raise DeadlineExceededError("the request's deadline had passed on arrival")
+        return deadline
 
     def count_refused(self, model: str, protocol: str, code: str) -> None:
         """Count an answer the protocol layer gave before the request reached
         :meth:`segment` (wrong content type, body too large, invalid option)."""
-        known = model in self._models or model in self._failures
-        label = model if known else UNKNOWN_MODEL_LABEL
-        self.metrics.requests_total.labels(label, protocol, code).inc()
-        if known:
-            self.statistics.record_failure(model, 0.0)
+        self._accounting.refused(model, protocol, code)
 
     async def _segment(
         self,
@@ -329,12 +319,14 @@ class SegmentationService:
     ) -> ImageResult:
         served = self._lookup(model) if held else self._serving(model)
         assert served.info is not None
+        if served.signature is not None:
+            raise InvalidOptionError(
+                f"model {model!r} is a tensor model: send its input tensors through the "
+                "Open Inference Protocol (/v2), not an image"
+            )
         check_classes(served.info, options)
-        limit = began + self.settings.request_timeout_s
-        deadline = limit if deadline is None else min(deadline, limit)
+        deadline = self._deadline(began, deadline)
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DeadlineExceededError("the request's deadline had passed on arrival")
         budget = self._pixels.reserve(header_pixels(image), model)
         try:
             with budget:
@@ -384,6 +376,11 @@ class SegmentationService:
         return await self._offload(fn, *args)
 
     @property
+    def in_flight(self) -> int:
+        """Requests being served and stream frames held (see :meth:`hold`)."""
+        return self._inflight.count
+
+    @property
     def draining(self) -> bool:
         return self._draining
 
@@ -391,21 +388,10 @@ class SegmentationService:
         """Count work a protocol took in before a drain (a stream's received frame, until
         its answer is written) as in flight, so :meth:`drain` waits for it; :meth:`release`
         ends it."""
-        self._inflight += 1
-        self._idle.clear()
+        self._inflight.hold()
 
     def release(self) -> None:
-        self._inflight -= 1
-        if self._inflight == 0:
-            self._idle.set()
-
-    def _enter(self, label: str) -> None:
-        self.hold()
-        self.metrics.inflight.labels(label).inc()
-
-    def _leave(self, label: str) -> None:
-        self.metrics.inflight.labels(label).dec()
-        self.release()
+        self._inflight.release()
 
 
 def _single_threaded_torch() -> None:

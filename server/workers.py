@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -111,8 +111,7 @@ class Worker:
             torch.cuda.set_device(self.device)
             self._stream = torch.cuda.Stream(self.device)
         self.backend = self._build(self.spec, self.device, self._dtype)
-        size = max(1, int(self.backend.info.input_size))
-        dummy = np.full((size, size, 3), WARMUP_GRAY, dtype=np.uint8)
+        dummy = warmup_input(self.backend)
         self._infer([dummy])
         if self.batcher.cost_model is not None:
             self.probe_batch_costs(dummy)
@@ -124,7 +123,7 @@ class Worker:
         )
         return self.backend
 
-    def probe_batch_costs(self, image: np.ndarray) -> None:
+    def probe_batch_costs(self, image: Any) -> None:
         """Time batches of 1, 2, 4, … of ``image`` (each shape run once untimed first);
         stop once a size costs more per image than the size before (see batch_cost)."""
         model = self.batcher.cost_model
@@ -269,8 +268,7 @@ class Worker:
 
     async def probe(self) -> bool:
         """One warm-up image through this worker (guarded): whether it succeeded."""
-        size = max(1, int(self.backend.info.input_size)) if self.backend else 1
-        dummy = np.full((size, size, 3), WARMUP_GRAY, dtype=np.uint8)
+        dummy = warmup_input(self.backend)
         loop = asyncio.get_running_loop()
         try:
             await self._guarded(loop.run_in_executor(self._thread, self._infer, [dummy]), 1)
@@ -302,6 +300,16 @@ class Worker:
         self._thread.shutdown(wait=False, cancel_futures=True)
         self.backend = None
         self.warmed_up = False
+
+
+def warmup_input(backend: Backend | None) -> Any:
+    """A request for warm-ups and probes: the backend's own (tensor models say what they
+    take), else a gray square image of the model's input size."""
+    make = getattr(backend, "warmup_input", None)
+    if make is not None:
+        return make()
+    size = max(1, int(backend.info.input_size)) if backend is not None else 1
+    return np.full((size, size, 3), WARMUP_GRAY, dtype=np.uint8)
 
 
 def _run_finisher(item: BatchItem, detections: Detections) -> object | Exception | None:

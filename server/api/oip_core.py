@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from maskserve.api.oip_tensors import INPUT, OUTPUTS
 from maskserve.batching import DEFAULT_PRIORITY, PRIORITY_LEVELS
 from maskserve.errors import InvalidOptionError
+from maskserve.models.raw.signature import TensorSignature, TensorSpec
 from maskserve.options import SegmentOptions
 
 if TYPE_CHECKING:
@@ -36,6 +37,15 @@ def server_metadata() -> dict[str, Any]:
 
 def model_metadata(service: SegmentationService, model: str) -> dict[str, Any]:
     info = service.get_model(model)
+    signature = service.tensor_signature(model)
+    if signature is not None:
+        return {
+            "name": info.name,
+            "versions": [VERSION],
+            "platform": "onnxruntime_onnx",
+            "inputs": [_tensor(t) for t in signature.inputs],
+            "outputs": [_tensor(t) for t in signature.outputs],
+        }
     return {
         "name": info.name,
         "versions": [VERSION],
@@ -52,6 +62,9 @@ def model_config(service: SegmentationService, model: str) -> dict[str, Any]:
     """Triton's ``ModelConfig`` for ``model``: with ``max_batch_size > 0`` the dims leave
     out the batch dimension (the metadata's first ``-1``)."""
     config = service.model_config(model)
+    signature = service.tensor_signature(model)
+    if signature is not None:
+        return tensor_model_config(config, signature)
     batching = config["batching"]
     return {
         "name": config["name"],
@@ -69,11 +82,57 @@ def model_config(service: SegmentationService, model: str) -> dict[str, Any]:
             "priority_levels": PRIORITY_LEVELS,
             "default_priority_level": DEFAULT_PRIORITY,
         },
-        "instance_group": [
-            {"count": config["instances_per_device"], "kind": _kind(device)}
-            for device in config["devices"]
-        ],
+        "instance_group": _instances(config),
     }
+
+
+def tensor_model_config(config: dict[str, Any], signature: TensorSignature) -> dict[str, Any]:
+    """A tensor model's config as Triton gives an ONNX model's: with a free batch axis,
+    ``max_batch_size`` and dims without it; a static batch is ``max_batch_size`` 0 and
+    the full shape. ``parameters.metadata`` carries the graph's metadata as a Python
+    literal (what Ultralytics' ``TritonRemoteModel`` reads)."""
+    batched = signature.batched
+    batching = config["batching"]
+
+    def dims(tensor: TensorSpec) -> list[int]:
+        return list(tensor.shape[1:] if batched else tensor.shape)
+
+    answer: dict[str, Any] = {
+        "name": config["name"],
+        "platform": "onnxruntime_onnx",
+        "backend": "onnxruntime",
+        "max_batch_size": batching["max_batch_size"] if batched else 0,
+        "input": [
+            {"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": dims(t)}
+            for t in signature.inputs
+        ],
+        "output": [
+            {"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": dims(t)}
+            for t in signature.outputs
+        ],
+        "instance_group": _instances(config),
+    }
+    if batched:
+        answer["dynamic_batching"] = {
+            "max_queue_delay_microseconds": int(batching["max_queue_delay_ms"] * 1000),
+            "priority_levels": PRIORITY_LEVELS,
+            "default_priority_level": DEFAULT_PRIORITY,
+        }
+    if signature.metadata:
+        literal = repr(signature.literal_metadata())
+        answer["parameters"] = {"metadata": {"string_value": literal}}
+    return answer
+
+
+def _tensor(tensor: TensorSpec) -> dict[str, Any]:
+    return {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
+
+
+def _instances(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"count": config["instances_per_device"], "kind": _kind(device)}
+        for device in config["devices"]
+    ]
 
 
 def _kind(device: str) -> str:

@@ -23,7 +23,12 @@ from maskserve.api.errors import message_of, status_of
 from maskserve.api.gen import oip_service_pb2 as pb
 from maskserve.api.gen import oip_service_pb2_grpc as pb_grpc
 from maskserve.api.grpc_context import deadline_of
-from maskserve.api.oip_grpc_codec import infer_response, parse_infer
+from maskserve.api.oip_grpc_codec import (
+    infer_response,
+    parse_infer,
+    parse_tensor_infer,
+    tensor_infer_response,
+)
 from maskserve.api.oip_tensors import result_tensors
 from maskserve.errors import MaskserveError
 
@@ -135,13 +140,27 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelInferResponse:
         model = request.model_name
         try:
-            parsed, is_raw = parse_infer(request)
-            options, timeout, priority = oip_core.request_options(parsed.parameters)
+            signature = self._service.tensor_signature(model)
+            if signature is not None:
+                tensors = parse_tensor_infer(request, signature)
+                _, timeout, priority = oip_core.request_options(tensors.parameters)
+            else:
+                parsed, is_raw = parse_infer(request)
+                options, timeout, priority = oip_core.request_options(parsed.parameters)
         except MaskserveError as exc:
             self._service.count_refused(model, oip_core.PROTOCOL, exc.code)
             raise
         if timeout is not None:
             deadline = timeout if deadline is None else min(deadline, timeout)
+        if signature is not None:
+            outputs = await self._service.infer_tensors(
+                model,
+                tensors.inputs,
+                deadline=deadline,
+                protocol=oip_core.PROTOCOL,
+                priority=priority,
+            )
+            return tensor_infer_response(model, tensors, outputs)
         results = await asyncio.gather(
             *(
                 self._service.segment(

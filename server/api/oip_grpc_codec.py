@@ -4,7 +4,7 @@ Rules from the protocol: an input's data travels either in ``raw_input_contents`
 entry per input, same order; tritonclient always sends this way) or in the input's typed
 ``contents``, never mixed; a BYTES element in raw form is a 4-byte little-endian length
 and its bytes. Answers use the form the request used: raw outputs for raw inputs, typed
-``contents`` otherwise.
+``contents`` otherwise; a tensor model (family ``raw``) always answers raw, as Triton does.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from maskserve.api.gen import oip_service_pb2 as pb
+from maskserve.api.oip_raw_tensors import TensorRequest, array_of, requested_outputs
 from maskserve.api.oip_tensors import INPUT, OUTPUTS, OipRequest, Tensor, raw, unpack_bytes
 from maskserve.errors import InvalidOptionError
+from maskserve.models.raw.signature import TensorSignature, datatype_of
 
 
 def parameters_of(params: Any) -> dict[str, Any]:
@@ -79,4 +81,60 @@ def infer_response(
         if tensor.datatype == "BYTES":
             values = [str(v).encode() for v in values]
         getattr(output.contents, _TYPED[tensor.datatype]).extend(values)
+    return response
+
+
+_TYPED_INPUT = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+}
+
+
+def parse_tensor_infer(request: pb.ModelInferRequest, signature: TensorSignature) -> TensorRequest:
+    """A tensor model's ``ModelInfer``: ``raw_input_contents`` (one per input, in order)
+    or each input's typed ``contents`` (FP16 has none: raw only)."""
+    raw_contents = list(request.raw_input_contents)
+    if raw_contents and len(raw_contents) != len(request.inputs):
+        raise InvalidOptionError("raw_input_contents must hold exactly one entry per input")
+    inputs = {}
+    for index, tensor in enumerate(request.inputs):
+        if raw_contents:
+            if tensor.HasField("contents"):
+                raise InvalidOptionError("raw_input_contents and typed contents cannot be mixed")
+            data: Any = raw_contents[index]
+        else:
+            field = _TYPED_INPUT.get(tensor.datatype)
+            if field is None:
+                raise InvalidOptionError(
+                    f"input {tensor.name!r}: {tensor.datatype} travels in raw_input_contents"
+                )
+            data = list(getattr(tensor.contents, field))
+        if tensor.name in inputs:
+            raise InvalidOptionError(f"input {tensor.name!r} is given twice")
+        inputs[tensor.name] = array_of(tensor.name, tensor.datatype, list(tensor.shape), data)
+    outputs = requested_outputs([{"name": o.name} for o in request.outputs], signature)
+    return TensorRequest(
+        request.id or None, inputs, parameters_of(request.parameters), outputs, True
+    )
+
+
+def tensor_infer_response(
+    model: str, request: TensorRequest, outputs: dict[str, np.ndarray]
+) -> pb.ModelInferResponse:
+    """Outputs in ``raw_output_contents``, as Triton answers over gRPC."""
+    response = pb.ModelInferResponse(model_name=model, model_version="1", id=request.id or "")
+    for name in request.outputs or outputs:
+        array = np.ascontiguousarray(outputs[name])
+        output = response.outputs.add(name=name, datatype=datatype_of(array.dtype))
+        output.shape.extend(array.shape)
+        response.raw_output_contents.append(array.astype(array.dtype.newbyteorder("<")).tobytes())
     return response

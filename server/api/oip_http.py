@@ -4,7 +4,8 @@ A thin adapter: every ``/v2`` route goes through the same :class:`SegmentationSe
 (batcher, workers, metrics with ``protocol="oip"``) as the native API.  Implemented: server
 and model health, metadata, the model configuration tools read, statistics, the repository
 index, and ``infer`` with the binary tensor extension (also raw mode and gzip/deflate
-bodies); the answers come from :mod:`.oip_core`, the tensors from :mod:`.oip_tensors`.
+bodies); the answers come from :mod:`.oip_core`, the tensors from :mod:`.oip_tensors`
+(image models) and :mod:`.oip_raw_tensors` (tensor models).
 Errors are ``{"error": "..."}`` with the status the native API would give.
 """
 
@@ -23,7 +24,12 @@ from fastapi.responses import JSONResponse
 from maskserve.api import oip_core
 from maskserve.api.errors import PayloadTooLargeError, message_of, status_of
 from maskserve.api.oip_core import PROTOCOL
-from maskserve.api.oip_tensors import encode_response, parse_request
+from maskserve.api.oip_raw_tensors import (
+    TensorRequest,
+    encode_tensor_response,
+    parse_tensor_request,
+)
+from maskserve.api.oip_tensors import OipRequest, encode_response, parse_request
 from maskserve.errors import InvalidOptionError, MaskserveError
 
 if TYPE_CHECKING:
@@ -112,29 +118,41 @@ class OipHttp:
                 raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
             body = _inflate(body, request.headers.get("content-encoding", "").lower(), limit)
             length = request.headers.get(HEADER_LENGTH)
-            parsed = parse_request(body, int(length) if length is not None else None)
+            header_length = int(length) if length is not None else None
+            signature = self.service.tensor_signature(model)
+            parsed: OipRequest | TensorRequest = (
+                parse_request(body, header_length)
+                if signature is None
+                else parse_tensor_request(body, header_length, signature)
+            )
             options, deadline, priority = oip_core.request_options(parsed.parameters)
         except (MaskserveError, ValueError) as exc:
             error = exc if isinstance(exc, MaskserveError) else InvalidOptionError(str(exc))
             self.service.count_refused(model, PROTOCOL, error.code)
             return oip_error(error, self.settings.overload_status)
         try:
-            results = await asyncio.gather(
-                *(
-                    self.service.segment(
-                        model,
-                        image,
-                        options,
-                        deadline=deadline,
-                        protocol=PROTOCOL,
-                        priority=priority,
-                    )
-                    for image in parsed.images
+            if isinstance(parsed, TensorRequest):
+                outputs = await self.service.infer_tensors(
+                    model, parsed.inputs, deadline=deadline, protocol=PROTOCOL, priority=priority
                 )
-            )
+                payload, header_length = encode_tensor_response(model, parsed, outputs)
+            else:
+                results = await asyncio.gather(
+                    *(
+                        self.service.segment(
+                            model,
+                            image,
+                            options,
+                            deadline=deadline,
+                            protocol=PROTOCOL,
+                            priority=priority,
+                        )
+                        for image in parsed.images
+                    )
+                )
+                payload, header_length = encode_response(model, parsed, list(results))
         except MaskserveError as exc:
             return oip_error(exc, self.settings.overload_status)
-        payload, header_length = encode_response(model, parsed, list(results))
         headers = (
             {} if header_length is None else {"Inference-Header-Content-Length": str(header_length)}
         )

@@ -147,7 +147,7 @@ def test_a_closing_client_leaves_nothing_behind(server: RunningServer, png: byte
         for _ in range(3):
             ws.send(png)
     eventually(lambda: not on_loop(server, lambda: open_streams(server)), "the stream to end")
-    assert server.server.service._inflight == 0  # every frame the stream held was released
+    assert server.server.service.in_flight == 0  # every frame the stream held was released
     assert metric(server.http_url, "maskserve_inflight_requests", model=MODEL) == 0
     assert rest_json(server, png)["detections"]
 
@@ -227,7 +227,7 @@ def test_a_client_that_never_reads_is_not_read_then_vanishes(
     assert received == written + DEFAULT_MAX_PENDING + 1
     assert client.sent >= received + 2
     eventually(lambda: not on_loop(server, lambda: open_streams(server)), "the stream to end")
-    assert server.server.service._inflight == 0
+    assert server.server.service.in_flight == 0
     assert metric(server.http_url, "maskserve_inflight_requests", model=MODEL) == 0
     assert rest_json(server, png)["detections"]
 

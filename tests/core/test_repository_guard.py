@@ -77,3 +77,37 @@ def test_a_pickle_with_code_is_refused_with_a_clear_error(tmp_path: Path) -> Non
     with pytest.raises(Exception) as refused:
         build_backend(ModelSpec.from_folder(folder))
     assert "weights_only" in str(refused.value) or "Unsupported" in str(refused.value)
+
+
+def _onnx_folder(root: Path, name: str, raw: str, weights: str = "model.onnx") -> None:
+    folder = root / name
+    folder.mkdir()
+    (folder / weights).write_bytes(b"not read by the scan")
+    (folder / "model.toml").write_text(
+        f'family = "yoloseg"\nweights = "{weights}"\nraw = {raw}\n\n[yoloseg]\n'
+    )
+
+
+def test_raw_true_serves_the_onnx_file_also_as_a_tensor_model(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    _onnx_folder(root, "yolo", "true")
+    _onnx_folder(root, "plain", "false")
+    result = scan(root)
+    assert sorted(result.entries) == ["plain", "yolo", "yolo_raw"]
+    twin = result.entries["yolo_raw"].spec
+    assert (twin.family, twin.weights) == ("raw", result.entries["yolo"].spec.weights)
+    assert result.entries["yolo"].spec.family == "yoloseg"
+
+
+@pytest.mark.parametrize(
+    ("raw", "weights", "reason"),
+    [('"yes"', "model.onnx", "raw must be true or false"), ("true", "w.pt", "needs an ONNX")],
+)
+def test_a_raw_twin_that_cannot_be_is_a_failure(
+    tmp_path: Path, raw: str, weights: str, reason: str
+) -> None:
+    root = repo(tmp_path)
+    _onnx_folder(root, "yolo", raw, weights)
+    result = scan(root)
+    assert "yolo" in result.entries and "yolo_raw" not in result.entries
+    assert reason in result.failures["yolo_raw"]

@@ -58,7 +58,8 @@ async function loadModels() {
     setStatus(`Could not list models: HTTP ${reply.status}`);
     return;
   }
-  state.models = (await reply.json()).models;
+  // tensor models (family "raw") take tensors over /v2, not pictures: not offered here
+  state.models = (await reply.json()).models.filter((m) => m.family !== "raw");
   const chosen = $("model").value;
   $("model").replaceChildren(...state.models.map((m) => new Option(`${m.name} (${m.family})`, m.name)));
   if (state.models.some((m) => m.name === chosen)) $("model").value = chosen;
