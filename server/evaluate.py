@@ -16,6 +16,7 @@ from maskserve.models.base import Backend
 from maskserve.models.registry import DEFAULT_MODEL, find_model
 from maskserve.options import SegmentOptions
 from maskserve.progress import Progress
+from maskserve.result_json import result_json
 from maskserve.results import build_result, select
 from maskserve.settings import DTYPES
 
@@ -62,7 +63,7 @@ def predictor(backend: Backend) -> Any:
     def predict(image: np.ndarray) -> list[dict[str, Any]]:
         found = backend.infer([image], max_detections=100)[0]
         result = build_result(backend.info.name, select(found, options, 0.0, 100), options)
-        return result.to_json()["detections"]
+        return result_json(result)["detections"]
 
     return predict
 

@@ -92,6 +92,16 @@ def _to_rgb(image: Image.Image) -> Image.Image | np.ndarray:
     return image.convert("RGB")
 
 
+def check_pixels(pixels: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """Already-decoded pixels as the models take them (RGB uint8 [H, W, 3]); their count."""
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 3:
+        raise InvalidImageError("pixels must be a uint8 array of shape [height, width, 3]")
+    if pixels.shape[2] != 3:
+        raise InvalidImageError(f"pixels must have 3 channels (RGB), not {pixels.shape[2]}")
+    _check_size(pixels.shape[1], pixels.shape[0], max_pixels)
+    return pixels.shape[0] * pixels.shape[1]
+
+
 def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width < 1 or height < 1:
         raise InvalidImageError(f"image has no pixels ({width}x{height})")

@@ -19,6 +19,7 @@ from maskserve.models.yolact.checkpoint import load_yolact, read_state_dict
 from maskserve.options import SegmentOptions
 from maskserve.overlay import draw_overlay
 from maskserve.progress import Progress
+from maskserve.result_json import result_json
 from maskserve.results import ImageResult, build_result, select
 
 DEFAULT_SCORE_THRESHOLD = 0.3
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_outputs(path: Path, image, result: ImageResult, out: Path) -> None:
-    payload = result.to_json(include_timings=False)
+    payload = result_json(result, include_timings=False)
     (out / f"{path.stem}.json").write_text(json.dumps(payload) + "\n")
     draw_overlay(image, payload["detections"]).save(out / f"{path.stem}.png")
 

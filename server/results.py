@@ -1,65 +1,47 @@
-"""Detections → the response schema every API returns.
+"""Detections → typed results, the same for every protocol.
 
-``{"model", "image": {"width", "height"}, "detections": [{"class_id", "label", "score",
-"box": [x1, y1, x2, y2], "mask": {"size": [H, W], "counts": "<compressed RLE>"}}]}``,
-detections in descending score. With ``mask_format="polygon"`` each mask is
-``{"type": "polygon", "size", "polygons": [{"exterior", "holes"}]}`` (maskserve.masks.polygon).
+An :class:`ImageResult` holds its detections in descending score, each with its mask as
+an :class:`~maskserve.masks.rle.Rle` (``mask_format="rle"``), a
+:class:`~maskserve.masks.polygon.PolygonMask` (``"polygon"``) or None. The protocols
+convert them at their edge: JSON in ``maskserve.result_json`` (REST, WebSocket, the
+CLI), protobuf in ``api/grpc_codec.py``, tensors in ``api/oip_tensors.py``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from maskserve.masks import encode_detections
-from maskserve.masks.polygon import rle_to_polygons
+from maskserve.masks.polygon import PolygonMask, polygons_of
+from maskserve.masks.rle import Rle
 from maskserve.models.base import ModelInfo
 from maskserve.models.types import Detections
 from maskserve.options import SegmentOptions
 
+Mask = Rle | PolygonMask
 
-@dataclass
+
+@dataclass(frozen=True)
 class DetectionResult:
     class_id: int
     label: str
     score: float
-    box: list[float]
-    mask: dict[str, Any] | None
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+    mask: Mask | None
     mask_score: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "class_id": self.class_id,
-            "label": self.label,
-            "score": self.score,
-            "box": self.box,
-            "mask": self.mask,
-        }
-        if self.mask_score is not None:
-            data["mask_score"] = self.mask_score
-        return data
 
-
-@dataclass
+@dataclass(frozen=True)
 class ImageResult:
     model: str
     width: int
     height: int
-    detections: list[DetectionResult]
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self, include_timings: bool = True) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "model": self.model,
-            "image": {"width": self.width, "height": self.height},
-            "detections": [d.to_json() for d in self.detections],
-        }
-        if include_timings and self.timings:
-            data["timings"] = {k: round(v, 6) for k, v in self.timings.items()}
-        return data
+    detections: tuple[DetectionResult, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 def select(
@@ -87,29 +69,29 @@ def select(
 def build_result(model: str, detections: Detections, options: SegmentOptions) -> ImageResult:
     """Encode the (already selected) detections' masks and package them."""
     height, width = detections.image_size
-    masks: list[dict[str, Any] | None]
+    masks: list[Mask | None]
     if options.mask_format == "rle":
-        masks = list(encode_detections(detections).rles)
+        masks = list(encode_detections(detections).masks)
     elif options.mask_format == "polygon":
         tolerance = options.polygon_tolerance
-        masks = [rle_to_polygons(r, tolerance) for r in encode_detections(detections).rles]
+        masks = [polygons_of(r, tolerance) for r in encode_detections(detections).masks]
     else:
         masks = [None] * len(detections)
     classes = detections.class_ids.tolist()
     scores = detections.scores.tolist()
     boxes = detections.boxes.tolist()
     mask_scores = None if detections.mask_scores is None else detections.mask_scores.tolist()
-    results = [
+    results = tuple(
         DetectionResult(
             class_id=int(c),
             label=detections.class_names[c] if c < len(detections.class_names) else str(c),
             score=float(s),
-            box=[float(v) for v in b],
+            box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
             mask=m,
             mask_score=None if mask_scores is None else float(mask_scores[i]),
         )
         for i, (c, s, b, m) in enumerate(zip(classes, scores, boxes, masks, strict=True))
-    ]
+    )
     return ImageResult(model=model, width=width, height=height, detections=results)
 
 

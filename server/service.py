@@ -35,7 +35,7 @@ from maskserve.errors import (
     ModelNotReadyError,
 )
 from maskserve.health import PROBE_INTERVAL_S, ModelHealth
-from maskserve.imageio import decode_image
+from maskserve.imageio import check_pixels, decode_image
 from maskserve.inflight import InFlight, RequestAccounting
 from maskserve.metrics import Metrics
 from maskserve.models.base import ModelInfo
@@ -245,7 +245,7 @@ class SegmentationService:
     async def segment(
         self,
         model: str,
-        image: bytes,
+        image: bytes | np.ndarray,
         options: SegmentOptions,
         *,
         deadline: float | None = None,
@@ -253,8 +253,9 @@ class SegmentationService:
         priority: int = 0,
         held: bool = False,
     ) -> ImageResult:
-        """Segment one encoded image with ``model``; ``deadline`` is ``time.monotonic()``
-        seconds (None: the server's ``request_timeout_s``; an earlier client deadline wins).
+        """Segment one image with ``model``: encoded bytes (decoded on the pool) or pixels
+        already decoded (RGB uint8 [H, W, 3]). ``deadline`` is ``time.monotonic()`` seconds
+        (None: the server's ``request_timeout_s``; an earlier client deadline wins).
         ``held``: work taken in with :meth:`hold` before a drain, served while draining."""
         async with self._accounting.request(model, protocol) as began:
             return await self._segment(model, image, options, deadline, began, priority, held)
@@ -310,7 +311,7 @@ class SegmentationService:
     async def _segment(
         self,
         model: str,
-        image: bytes,
+        image: bytes | np.ndarray,
         options: SegmentOptions,
         deadline: float | None,
         began: float,
@@ -326,12 +327,13 @@ class SegmentationService:
             )
         check_classes(served.info, options)
         deadline = self._deadline(began, deadline)
-        remaining = deadline - time.monotonic()
-        budget = self._pixels.reserve(header_pixels(image), model)
+        remaining, limit = deadline - time.monotonic(), self.settings.max_pixels
+        decoded = isinstance(image, np.ndarray)
+        count = check_pixels(image, limit) if decoded else header_pixels(image)
         try:
-            with budget:
+            with self._pixels.reserve(count, model):
                 async with asyncio.timeout(remaining):
-                    pixels = await self._offload(decode_image, image, self.settings.max_pixels)
+                    pixels = image if decoded else await self._offload(decode_image, image, limit)
                     decode_s = time.monotonic() - began
                     finish = functools.partial(finish_result, served.info, options)
                     outcome = await served.batcher.submit(pixels, deadline, finish, priority)
@@ -344,14 +346,15 @@ class SegmentationService:
                 f"deadline exceeded after {time.monotonic() - began:.3f} s (model {model!r})"
             ) from None
         self.metrics.postprocess_duration.labels(model).observe(post_s)
-        result.timings = {
+        timings = {
             "queue": outcome.queue_s,
             "inference": outcome.inference_s,
             "postprocess": post_s,
             "total": time.monotonic() - began,
         }
+        result = dataclasses.replace(result, timings=timings)
         times = RequestTimes(
-            result.timings["total"],
+            timings["total"],
             outcome.queue_s,
             decode_s,
             outcome.inference_s,

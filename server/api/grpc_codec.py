@@ -7,10 +7,10 @@ from typing import Any
 
 from maskserve.api.gen import segment_pb2 as pb
 from maskserve.errors import InvalidOptionError
-from maskserve.masks import decompress_counts
+from maskserve.masks.polygon import PolygonMask
 from maskserve.models.base import ModelInfo
 from maskserve.options import DEFAULT_POLYGON_TOLERANCE, SegmentOptions
-from maskserve.results import DetectionResult, ImageResult
+from maskserve.results import DetectionResult, ImageResult, Mask
 
 _MASK_FORMATS = {
     pb.RLE_COMPRESSED: "rle",
@@ -38,7 +38,8 @@ def options_from_proto(message: pb.SegmentOptions) -> SegmentOptions:
 
 
 def result_to_proto(result: ImageResult, mask_format: int) -> pb.SegmentResponse:
-    """``mask_format`` RLE_RAW_RUNS expands the service's compressed counts to run lengths."""
+    """``mask_format`` RLE_RAW_RUNS sends the run lengths the encoder kept beside the
+    compressed counts."""
     timings = result.timings
     return pb.SegmentResponse(
         model=result.model,
@@ -69,27 +70,24 @@ def _detection(detection: DetectionResult, mask_format: int) -> pb.Detection:
     return message
 
 
-def _mask(mask: Mapping[str, Any], mask_format: int) -> pb.Mask:
-    height, width = mask["size"]
-    if mask.get("type") == "polygon":
-        return pb.Mask(height=height, width=width, polygons=_polygons(mask["polygons"]))
-    counts = mask["counts"]
-    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    if mask_format == pb.RLE_RAW_RUNS:
-        runs = pb.RunLengths(counts=decompress_counts(raw).tolist())
-        return pb.Mask(height=height, width=width, runs=runs)
-    return pb.Mask(height=height, width=width, compressed=raw)
+def _mask(mask: Mask, mask_format: int) -> pb.Mask:
+    if isinstance(mask, PolygonMask):
+        return pb.Mask(height=mask.height, width=mask.width, polygons=_polygons(mask))
+    if mask_format == pb.RLE_RAW_RUNS:  # the encoder's own runs: nothing decompressed
+        runs = pb.RunLengths(counts=mask.run_lengths().tolist())
+        return pb.Mask(height=mask.height, width=mask.width, runs=runs)
+    return pb.Mask(height=mask.height, width=mask.width, compressed=mask.counts)
 
 
-def _polygons(parts: list[Mapping[str, Any]]) -> pb.Polygons:
-    """The polygon JSON's parts (maskserve.masks.polygon) as messages, ring for ring."""
+def _polygons(mask: PolygonMask) -> pb.Polygons:
+    """A mask's polygon parts as messages, ring for ring."""
     return pb.Polygons(
         polygons=[
             pb.Polygon(
-                exterior=pb.Ring(coords=part["exterior"]),
-                holes=[pb.Ring(coords=hole) for hole in part["holes"]],
+                exterior=pb.Ring(coords=part.exterior),
+                holes=[pb.Ring(coords=hole) for hole in part.holes],
             )
-            for part in parts
+            for part in mask.parts
         ]
     )
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from maskserve.errors import InvalidImageError, InvalidOptionError
+from maskserve.masks.rle import Rle
 from maskserve.results import ImageResult
 
 INPUT = "IMAGE"
@@ -139,7 +140,7 @@ def result_tensors(results: list[ImageResult]) -> list[Tensor]:
         tensors["scores"].values += [d.score for d in dets] + [0.0] * padding
         tensors["classes"].values += [d.class_id for d in dets] + [-1] * padding
         tensors["labels"].values += [d.label for d in dets] + [""] * padding
-        masks = [d.mask["counts"] if d.mask else "" for d in dets]
+        masks = [d.mask.counts.decode("ascii") if isinstance(d.mask, Rle) else "" for d in dets]
         tensors["masks"].values += masks + [""] * padding
         tensors["image_size"].values += [result.height, result.width]
     n = len(results)

@@ -41,6 +41,7 @@ from maskserve.errors import (
 )
 from maskserve.options import DEFAULT_POLYGON_TOLERANCE, MaskFormat, SegmentOptions
 from maskserve.overlay import render_overlay
+from maskserve.result_json import detection_json, result_json
 from maskserve.web import add_web_routes
 
 if TYPE_CHECKING:
@@ -128,8 +129,8 @@ class RestApi:
         if result is None:
             return Response(status_code=CLIENT_CLOSED)
         if media == JSON:
-            return JSONResponse(result.to_json(), headers=_VARY)
-        detections = [d.to_json() for d in result.detections]
+            return JSONResponse(result_json(result), headers=_VARY)
+        detections = [detection_json(d) for d in result.detections]
         limit = self.settings.max_pixels
         picture = await self.service.offload(render_overlay, image, detections, media, limit)
         return Response(picture, media_type=media, headers=_VARY)

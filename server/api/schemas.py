@@ -1,6 +1,6 @@
 """Pydantic shapes of the REST responses — for the OpenAPI document at ``/docs``.
 
-Handlers return ``ImageResult.to_json()`` and the service's dicts as they are (no second
+Handlers return ``result_json(ImageResult)`` and the service's dicts as they are (no second
 validation pass on the hot path); these models describe that JSON.
 """
 

@@ -30,6 +30,7 @@ from maskserve.api.errors import code_of, message_of, status_of
 from maskserve.api.frame_stream import Frame, FrameStream
 from maskserve.errors import InvalidOptionError, MaskserveError
 from maskserve.options import DEFAULT_POLYGON_TOLERANCE, SegmentOptions
+from maskserve.result_json import result_json
 from maskserve.results import ImageResult
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class WsFrameStream(FrameStream[Incoming, str]):
         return frame
 
     def answer(self, frame: Frame[str], result: ImageResult) -> str:
-        return json.dumps({"frame_id": frame.frame_id, "result": result.to_json()})
+        return json.dumps({"frame_id": frame.frame_id, "result": result_json(result)})
 
     def failure(self, frame_id: int, exc: BaseException) -> str:
         status = status_of(exc, self._overload_status)

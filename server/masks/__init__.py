@@ -13,10 +13,12 @@ from maskserve.masks.encode import (
     full_masks,
     mask_areas,
 )
+from maskserve.masks.rle import Rle
 from maskserve.masks.rle_string import compress_counts, decompress_counts
 
 __all__ = [
     "EncodedMasks",
+    "Rle",
     "StagePolicy",
     "compress_counts",
     "decompress_counts",

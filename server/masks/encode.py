@@ -28,6 +28,7 @@ from maskserve.masks.paste import (
     paste_windows,
     plan_paste_groups,
 )
+from maskserve.masks.rle import Rle
 from maskserve.masks.rle_string import compress_counts, decompress_counts
 from maskserve.masks.rle_torch import (
     fetch_runs,
@@ -97,10 +98,15 @@ def _stage_scope(threads: int | None, device: torch.device) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class EncodedMasks:
-    """COCO RLEs (input order) plus what falls out of the run lengths for free."""
+    """Masks (input order) plus what falls out of the run lengths for free."""
 
-    rles: list[RLE]
+    masks: list[Rle]
     areas: np.ndarray
+
+    @property
+    def rles(self) -> list[RLE]:
+        """The masks as pycocotools' dicts."""
+        return [mask.to_coco() for mask in self.masks]
 
 
 def _as_rles(
@@ -113,12 +119,14 @@ def _as_rles(
     ones = np.where(index_in_mask % 2 == 1, counts, 0)
     areas_processed = np.add.reduceat(ones, starts) if counts.shape[0] else np.zeros(0)
     height, width = int(image_size[0]), int(image_size[1])
-    rles: list[RLE] = [{}] * len(strings)
-    for i, s in zip(order.tolist(), strings, strict=True):
-        rles[i] = {"size": [height, width], "counts": s.decode("ascii")}
+    masks: list[Rle | None] = [None] * len(strings)
+    for i, s, start, length in zip(
+        order.tolist(), strings, starts.tolist(), lengths.tolist(), strict=True
+    ):
+        masks[i] = Rle(height, width, s, counts[start : start + length])
     areas = np.zeros(len(strings), dtype=np.int64)
     areas[order] = areas_processed
-    return EncodedMasks(rles=rles, areas=areas)
+    return EncodedMasks(masks=masks, areas=areas)  # type: ignore[arg-type]  # all filled
 
 
 def _check(lowres: torch.Tensor, proto_windows: torch.Tensor, threshold: float) -> None:
@@ -159,7 +167,7 @@ def encode_masks_with_areas(
     height, width = int(image_size[0]), int(image_size[1])
     n, ph, pw = lowres.shape
     if n == 0:
-        return EncodedMasks(rles=[], areas=np.zeros(0, dtype=np.int64))
+        return EncodedMasks(masks=[], areas=np.zeros(0, dtype=np.int64))
     policy = policy or default_policy(lowres.device)
     windows = output_windows(proto_windows.cpu().numpy(), (ph, pw), (height, width))
     if pixel_windows is not None:
@@ -255,7 +263,7 @@ def encode_box_masks_with_areas(
     n = box_masks.shape[0]
     height, width = int(image_size[0]), int(image_size[1])
     if n == 0:
-        return EncodedMasks(rles=[], areas=np.zeros(0, dtype=np.int64))
+        return EncodedMasks(masks=[], areas=np.zeros(0, dtype=np.int64))
     policy = policy or default_policy(box_masks.device)
     device = box_masks.device
     plan = paste_windows(boxes, int(box_masks.shape[-1]), (height, width))

@@ -1,6 +1,7 @@
 """COCO RLE masks → polygons with holes (``mask_format=polygon``).
 
-The JSON shape, one per detection::
+:class:`PolygonMask` holds them; the JSON shape (``maskserve.result_json``), one per
+detection::
 
     {"type": "polygon", "size": [H, W],
      "polygons": [{"exterior": [x1, y1, x2, y2, ...], "holes": [[x1, y1, ...], ...]}, ...]}
@@ -19,13 +20,12 @@ would flatten (fewer than 3 points, or its area's sign lost) is kept unsimplifie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from maskserve.masks.polygon_trace import contains, signed_area, trace_rings
-from maskserve.masks.rle_string import decompress_counts
+from maskserve.masks.rle import Rle
 
 DEFAULT_TOLERANCE = 1.0
 #: A ring is simplified by at most this fraction of its size (the square root of its
@@ -33,22 +33,33 @@ DEFAULT_TOLERANCE = 1.0
 RELATIVE_TOLERANCE = 0.03
 
 
-def rle_to_polygons(rle: Mapping[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
-    """A compressed COCO RLE (``{"size", "counts"}``) → the polygon JSON above."""
-    height, width = (int(v) for v in rle["size"])
-    window = _window(rle["counts"], height)
-    parts: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class PolygonPart:
+    """One 8-connected part: its exterior ring and its holes, flat ``x, y`` lists."""
+
+    exterior: tuple[float, ...]
+    holes: tuple[tuple[float, ...], ...]
+
+
+@dataclass(frozen=True)
+class PolygonMask:
+    height: int
+    width: int
+    parts: tuple[PolygonPart, ...]
+
+
+def polygons_of(rle: Rle, tolerance: float = DEFAULT_TOLERANCE) -> PolygonMask:
+    """A mask's polygons (see the module docstring), decoded only inside its bounding box."""
+    window = _window(rle.run_lengths(), rle.height)
+    parts: list[PolygonPart] = []
     if window is not None:
         pixels, x0, y0 = window
         offset = np.array([x0, y0], dtype=np.float64)
         for exterior, holes in mask_polygons(pixels, tolerance):
             parts.append(
-                {
-                    "exterior": _flat(exterior + offset),
-                    "holes": [_flat(hole + offset) for hole in holes],
-                }
+                PolygonPart(_flat(exterior + offset), tuple(_flat(h + offset) for h in holes))
             )
-    return {"type": "polygon", "size": [height, width], "polygons": parts}
+    return PolygonMask(rle.height, rle.width, tuple(parts))
 
 
 def mask_polygons(
@@ -122,10 +133,10 @@ def _split_once(points: np.ndarray, keep: np.ndarray, tolerance: float) -> bool:
     return split.size > 0
 
 
-def _window(counts: str | bytes, height: int) -> tuple[np.ndarray, int, int] | None:
+def _window(runs: np.ndarray, height: int) -> tuple[np.ndarray, int, int] | None:
     """The mask's foreground decoded only inside its bounding box: (bool [h, w], x0, y0),
     None when empty. Runs are column-major, starting with background."""
-    runs = decompress_counts(counts)
+    runs = np.asarray(runs, dtype=np.int64)
     ends = np.cumsum(runs)
     starts = (ends - runs)[1::2]
     ends = ends[1::2]
@@ -143,5 +154,5 @@ def _window(counts: str | bytes, height: int) -> tuple[np.ndarray, int, int] | N
     return strip[rows[0] : rows[-1] + 1], col0, int(rows[0])
 
 
-def _flat(ring: np.ndarray) -> list[float]:
-    return [float(v) for v in ring.ravel()]
+def _flat(ring: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in ring.ravel())

@@ -16,6 +16,7 @@ from maskserve.api.gen import segment_pb2_grpc as pb_grpc
 from maskserve.imageio import decode_image
 from maskserve.models.registry import ModelSpec, build_backend
 from maskserve.options import SegmentOptions
+from maskserve.result_json import result_json
 from maskserve.results import build_result, select
 
 pytestmark = needs_shipped_model
@@ -29,7 +30,7 @@ def reference(repository: Path, png: bytes) -> tuple[list[np.ndarray], list[dict
     (found,) = backend.infer([decode_image(png)], max_detections=info.max_detections)
     options = SegmentOptions()
     kept = select(found, options, info.score_threshold, info.max_detections)
-    result = build_result(MODEL, kept, options).to_json(include_timings=False)
+    result = result_json(build_result(MODEL, kept, options), include_timings=False)
     assert result["detections"], "the shipped model should detect shapes in the test scene"
     return [coco_mask.decode(d["mask"]) for d in result["detections"]], result["detections"]
 

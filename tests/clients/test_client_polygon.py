@@ -8,7 +8,14 @@ from maskserve_client import Detection, PolygonMask
 from maskserve_client._convert import detection_of
 from maskserve_client.gen import segment_pb2 as pb
 
-from maskserve.masks.polygon import rle_to_polygons
+from maskserve.masks.polygon import polygons_of
+from maskserve.masks.rle import Rle
+from maskserve.result_json import mask_json
+
+
+def rle_to_polygons(rle: dict, tolerance: float = 1.0) -> dict:
+    """The polygon JSON of a pycocotools RLE, as the server answers it."""
+    return mask_json(polygons_of(Rle.from_coco(rle), tolerance))
 
 
 def rle(mask: np.ndarray) -> dict:

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from core_fakes import WAIT_S, FakeControl, png, serving, until, write_fake_model
 
 from maskserve.errors import (
     DeadlineExceededError,
+    ImageTooLargeError,
     InferenceError,
     InvalidImageError,
     InvalidOptionError,
     ModelNotFoundError,
     ModelNotReadyError,
 )
+from maskserve.masks.rle import Rle
 from maskserve.metrics import Metrics
 from maskserve.options import SegmentOptions
 from maskserve.service import SegmentationService
@@ -74,8 +78,9 @@ def test_options_apply_per_request_after_the_shared_pass(tmp_path: Path) -> None
             with pytest.raises(InvalidOptionError, match=r"valid ids are 0\.\.2"):
                 await service.segment("m", png(1), SegmentOptions(classes=frozenset({7})))
         assert len(kept.detections) == 1 and kept.detections[0].mask is not None
-        assert kept.detections[0].mask["size"] == [16, 24]
-        assert dropped.detections == [] and other.detections == []
+        mask = kept.detections[0].mask
+        assert isinstance(mask, Rle) and (mask.height, mask.width) == (16, 24)
+        assert dropped.detections == () and other.detections == ()
 
     asyncio.run(body())
 
@@ -204,7 +209,7 @@ def test_per_model_overrides_and_model_config(tmp_path: Path) -> None:
             "cost_ms_per_image": {},
         }
         assert config["instances_per_device"] == 2 and config["devices"] == ["cpu"]
-        assert dark.detections == []  # 10 / 255 is below the model's threshold
+        assert dark.detections == ()  # 10 / 255 is below the model's threshold
 
     asyncio.run(body())
 
@@ -253,5 +258,26 @@ def test_not_ready_until_started(tmp_path: Path) -> None:
         assert service.ready and service.get_model("m").family == "fake"
         await service.stop()
         assert not service.ready
+
+    asyncio.run(body())
+
+
+def test_decoded_pixels_take_the_same_path_as_encoded_images(tmp_path: Path) -> None:
+    write_fake_model(tmp_path, "m")
+    pixels = np.full((16, 40, 3), 150, dtype=np.uint8)
+
+    async def body() -> None:
+        async with serving(tmp_path, max_pixels=1000) as service:
+            from_bytes = await service.segment("m", png(150, width=40), SegmentOptions())
+            from_pixels = await service.segment("m", pixels, SegmentOptions())
+            assert dataclasses.replace(from_pixels, timings={}) == dataclasses.replace(
+                from_bytes, timings={}
+            )
+            with pytest.raises(InvalidImageError, match="uint8 array"):
+                await service.segment("m", pixels.astype(np.float32), SegmentOptions())
+            with pytest.raises(InvalidImageError, match="3 channels"):
+                await service.segment("m", np.zeros((4, 4, 4), np.uint8), SegmentOptions())
+            with pytest.raises(ImageTooLargeError, match="limit is 1000 pixels"):
+                await service.segment("m", np.zeros((40, 40, 3), np.uint8), SegmentOptions())
 
     asyncio.run(body())

@@ -59,7 +59,10 @@ def test_real_backend_batches_requests_and_returns_decodable_masks(
         assert (result.width, result.height) == (width, height)
         assert len(result.detections) <= 5
         for detection in result.detections:
-            rle = {"size": detection.mask["size"], "counts": detection.mask["counts"].encode()}
+            rle = {
+                "size": [detection.mask.height, detection.mask.width],
+                "counts": detection.mask.counts,
+            }
             assert mask_util.decode(rle).shape == (height, width)
     batches = metrics.registry.get_sample_value("maskserve_batch_size_sum", {"model": "tiny"})
     count = metrics.registry.get_sample_value("maskserve_batch_size_count", {"model": "tiny"})

@@ -6,8 +6,15 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 
-from maskserve.masks.polygon import rle_to_polygons, simplify_ring
+from maskserve.masks.polygon import polygons_of, simplify_ring
 from maskserve.masks.polygon_trace import signed_area, trace_rings
+from maskserve.masks.rle import Rle
+from maskserve.result_json import mask_json
+
+
+def rle_to_polygons(rle: dict, tolerance: float = 1.0) -> dict:
+    """The polygon JSON of a pycocotools RLE, as the server answers it."""
+    return mask_json(polygons_of(Rle.from_coco(rle), tolerance))
 
 
 def coco_rle(mask: np.ndarray) -> dict:

@@ -87,7 +87,7 @@ def check_detections(found: Detections, scene: Scene) -> dict[str, list[float]]:
     expected_boxes = torch.tensor([o.box for o in objects], dtype=torch.float32)
     torch.testing.assert_close(found.boxes, expected_boxes, atol=1.0, rtol=0)
     result = build_result("fake", found, SegmentOptions())
-    rles = [d.mask for d in result.detections]
+    rles = [d.mask.to_coco() for d in result.detections]
     assert rles == encode_detections(found).rles
     ideal, reference = [], []
     for mask, obj, ref in zip(decoded(rles), objects, reference_native_masks(scene), strict=True):
