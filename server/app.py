@@ -39,7 +39,7 @@ from grpc_health.v1 import health
 from maskserve.api.grpc_servicer import create_grpc_server, set_serving
 from maskserve.api.rest import create_rest_app
 from maskserve.auth import ApiKeyInterceptor, ApiKeyMiddleware, ApiKeys
-from maskserve.http_guard import GuardedHTTPProtocol
+from maskserve.http_guard import GuardedHTTPProtocol, install_over_limit_answer
 from maskserve.metrics import Metrics
 from maskserve.service import SegmentationService
 from maskserve.settings import Settings
@@ -113,6 +113,7 @@ class MaskserveServer:
             interceptors=interceptors,
             credentials=self.tls.grpc_credentials() if self.tls else None,
         )
+        install_over_limit_answer(self.metrics)
         config = uvicorn.Config(
             self.rest_app,
             lifespan="on",

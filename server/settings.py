@@ -158,8 +158,9 @@ class Settings:
         512,
         number(int),
         check=at_least(0),
-        help="open HTTP connections served at once; a request on one more gets a fast 503 "
-        "and its connection is closed (0: no limit). Keep it below the descriptor limit",
+        help="open connections served at once on each port: over HTTP a request on one more "
+        "gets a fast 503 and its connection is closed; over gRPC one more is closed as it "
+        "is accepted (0: no limit). Keep it below the descriptor limit",
     )
     http_keep_alive_s: int = setting(
         5, number(int), check=at_least(1), help="seconds an idle HTTP keep-alive connection stays"

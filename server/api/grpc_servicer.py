@@ -185,11 +185,15 @@ GRPC_KEEPALIVE_TIMEOUT_MS = 20_000
 
 
 def connection_options(settings: Settings) -> list[tuple[str, int]]:
-    """Keepalive pings find vanished clients; idle connections are closed (GOAWAY)."""
+    """Keepalive pings find vanished clients; idle connections are closed (GOAWAY); past
+    ``max_connections`` open connections, gRPC core closes a new one as it is accepted
+    (the client sees UNAVAILABLE) while the served ones go on."""
     options = [
         ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_s * 1000)),
         ("grpc.keepalive_timeout_ms", GRPC_KEEPALIVE_TIMEOUT_MS),
     ]
+    if settings.max_connections > 0:
+        options.append(("grpc.max_allowed_incoming_connections", settings.max_connections))
     if settings.grpc_max_connection_idle_s > 0:
         idle_ms = int(settings.grpc_max_connection_idle_s * 1000)
         options.append(("grpc.max_connection_idle_ms", idle_ms))

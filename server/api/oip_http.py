@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import time
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from maskserve.api import oip_core
+from maskserve.api.body import read_body, within
 from maskserve.api.errors import PayloadTooLargeError, message_of, status_of
 from maskserve.api.oip_core import PROTOCOL
 from maskserve.api.oip_raw_tensors import (
@@ -113,9 +115,10 @@ class OipHttp:
     async def infer(self, request: Request, model: str, version: str | None = None) -> Response:
         limit = self.settings.max_body_bytes
         try:
-            body = await request.body()
-            if len(body) > limit:
-                raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+            # the upload is bounded by the server's timeout: the request's own (a parameter
+            # inside the body) is only known once the body is in
+            upload_by = time.monotonic() + self.settings.request_timeout_s
+            body = await within(upload_by, read_body(request, limit))
             body = _inflate(body, request.headers.get("content-encoding", "").lower(), limit)
             length = request.headers.get(HEADER_LENGTH)
             header_length = int(length) if length is not None else None

@@ -22,8 +22,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from maskserve.api import openapi_doc, schemas
+from maskserve.api.body import read_body, within
 from maskserve.api.errors import (
-    PayloadTooLargeError,
     code_of,
     message_of,
     retry_after_header,
@@ -33,7 +33,6 @@ from maskserve.api.negotiation import JSON, OPENAPI_RESPONSES, answer_type
 from maskserve.api.oip_http import add_oip_routes
 from maskserve.api.ws_stream import add_stream_routes
 from maskserve.errors import (
-    DeadlineExceededError,
     InvalidImageError,
     InvalidOptionError,
     MaskserveError,
@@ -203,16 +202,6 @@ def parse_classes(text: str | None) -> frozenset[int] | None:
     return ids
 
 
-async def within(deadline: float, reading: Awaitable[bytes]) -> bytes:
-    """The deadline covers the upload: a body still trickling in when it passes gets 504
-    (and its connection is closed) instead of holding a connection for ever."""
-    try:
-        async with asyncio.timeout(deadline - time.monotonic()):
-            return await reading
-    except TimeoutError:
-        raise DeadlineExceededError("the deadline passed while the body was uploading") from None
-
-
 async def read_image(request: Request, limit: int) -> bytes:
     """The image bytes of a raw or multipart body; 415 for other types, 413 over ``limit``."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -224,21 +213,6 @@ async def read_image(request: Request, limit: int) -> bytes:
         f"content type {media or '(none)'!r} is not supported; send {', '.join(IMAGE_TYPES)} "
         f"or {MULTIPART} with an 'image' field"
     )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Refuse by Content-Length before reading, and count while streaming (chunked bodies)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _multipart_image(request: Request, body: bytes, limit: int) -> bytes:

@@ -21,6 +21,7 @@ import grpc
 import httpx
 import pytest
 from api_harness import MODEL, RunningServer, eventually, running_server, server_settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from maskserve.api.gen import segment_pb2 as pb
 from maskserve.api.gen import segment_pb2_grpc as pb_grpc
@@ -41,6 +42,16 @@ def _held(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, limits=limits, timeout=SAFETY_S)
 
 
+def _sample(client: httpx.Client, name: str, model: str, protocol: str, status: str) -> float:
+    """One sample of the server's /metrics, read through a held connection."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            labels = {"model": model, "protocol": protocol, "status": status}
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
 def _fresh_status(url: str) -> int:
     with httpx.Client(base_url=url, timeout=SAFETY_S) as client:
         return client.get("/healthz").status_code
@@ -54,10 +65,15 @@ def test_a_connection_over_the_limit_gets_503_and_the_held_ones_are_served(
     try:
         assert first.get("/healthz").status_code == 200
         assert second.get("/healthz").status_code == 200
+        counted = ("maskserve_requests_total", "_unknown", "http", "overloaded")
+        before = _sample(first, *counted)
         with httpx.Client(base_url=url, timeout=SAFETY_S) as third:
             refused = third.get("/healthz")
             assert refused.status_code == 503
             assert refused.headers.get("connection") == "close"
+            assert refused.headers.get("retry-after") == "1"
+            assert refused.json()["error"]["code"] == "overloaded"  # the error schema
+        assert _sample(first, *counted) == before + 1
         segment = first.post(
             f"/v1/models/{MODEL}/segment", content=png, headers={"content-type": "image/png"}
         )
@@ -67,6 +83,41 @@ def test_a_connection_over_the_limit_gets_503_and_the_held_ones_are_served(
         first.close()
     # the server learns of the close asynchronously: a new connection is served once it has
     eventually(lambda: _fresh_status(url) == 200, "a connection to be served after one closed")
+    second.close()
+
+
+def _own_channel(target: str) -> grpc.Channel:
+    """A channel with its own connection (grpcio otherwise shares one between channels)."""
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def _list_models(channel: grpc.Channel) -> str:
+    stub = pb_grpc.SegmentationStub(channel)
+    return stub.ListModels(pb.ListModelsRequest(), timeout=SAFETY_S).models[0].name
+
+
+def test_a_grpc_connection_over_the_limit_is_refused_and_the_held_ones_served(
+    two_connections: RunningServer,
+) -> None:
+    target = two_connections.grpc_target
+    first, second = _own_channel(target), _own_channel(target)
+    try:
+        assert _list_models(first) == _list_models(second) == MODEL
+        with _own_channel(target) as third, pytest.raises(grpc.RpcError) as refused:
+            pb_grpc.SegmentationStub(third).ListModels(pb.ListModelsRequest(), timeout=10)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert _list_models(first) == MODEL  # the held connections are still served
+    finally:
+        first.close()
+
+    def fresh_served() -> bool:
+        with _own_channel(target) as fresh:
+            try:
+                return _list_models(fresh) == MODEL
+            except grpc.RpcError:
+                return False
+
+    eventually(fresh_served, "a gRPC connection to be served after one closed")
     second.close()
 
 
@@ -101,6 +152,18 @@ def test_a_body_trickled_past_the_deadline_gets_504(server: RunningServer) -> No
     assert answer.startswith(b"HTTP/1.1 504"), answer[:200]
     assert b'"code":"deadline_exceeded"' in answer
     assert sent < 100_000
+
+
+def test_an_oip_body_trickled_past_the_server_timeout_gets_504(repository: Path) -> None:
+    """The protocol's ``timeout`` travels inside the body, so the server's bounds the upload."""
+    with running_server(server_settings(repository, request_timeout_s=1.0)) as running:
+        answer, sent = _trickle_until_answered(
+            running.http_url, f"/v2/models/{MODEL}/infer", declared=100_000
+        )
+        assert answer.startswith(b"HTTP/1.1 504"), answer[:200]
+        assert b"while the body was uploading" in answer
+        assert sent < 100_000
+        assert _fresh_status(running.http_url) == 200
 
 
 def test_a_connection_that_never_sends_a_request_is_closed(repository: Path) -> None:

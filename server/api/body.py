@@ -1,0 +1,38 @@
+"""Reading a request body within bounds: its size (refused by ``Content-Length`` before
+it is read, counted while it streams) and its time (the deadline covers the upload)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+
+from fastapi import Request
+
+from maskserve.api.errors import PayloadTooLargeError
+from maskserve.errors import DeadlineExceededError
+
+
+async def within(deadline: float, reading: Awaitable[bytes]) -> bytes:
+    """The deadline covers the upload: a body still trickling in when it passes gets 504
+    (and its connection is closed) instead of holding a connection for ever."""
+    try:
+        async with asyncio.timeout(deadline - time.monotonic()):
+            return await reading
+    except TimeoutError:
+        raise DeadlineExceededError("the deadline passed while the body was uploading") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Refuse by Content-Length before reading, and count while streaming (chunked bodies)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
