@@ -37,7 +37,7 @@ from fastapi import FastAPI
 from grpc_health.v1 import health
 
 from maskserve.api.grpc_servicer import create_grpc_server, set_serving
-from maskserve.api.rest import create_rest_app
+from maskserve.api.http_app import create_http_app
 from maskserve.auth import ApiKeyInterceptor, ApiKeyMiddleware, ApiKeys
 from maskserve.http_guard import GuardedHTTPProtocol, install_over_limit_answer
 from maskserve.metrics import Metrics
@@ -73,13 +73,13 @@ class MaskserveServer:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.service = SegmentationService.from_settings(settings, self.metrics)
-        self.rest_app: FastAPI = create_rest_app(
+        self.http_app: FastAPI = create_http_app(
             self.service, settings, self.metrics, lifespan=self._lifespan
         )
         self.tls = TlsFiles.from_settings(settings)
         self.keys = ApiKeys.load(settings.api_keys_file, settings.api_keys)
         if self.keys:
-            self.rest_app.add_middleware(
+            self.http_app.add_middleware(
                 ApiKeyMiddleware,  # type: ignore[arg-type]
                 keys=self.keys,
                 open_paths=settings.auth_open_paths,
@@ -115,7 +115,7 @@ class MaskserveServer:
         )
         install_over_limit_answer(self.metrics)
         config = uvicorn.Config(
-            self.rest_app,
+            self.http_app,
             lifespan="on",
             log_config=None,
             log_level=self.settings.log_level,

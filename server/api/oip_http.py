@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from maskserve.api import oip_core
@@ -35,6 +35,7 @@ from maskserve.api.oip_tensors import OipRequest, encode_response, parse_request
 from maskserve.errors import InvalidOptionError, MaskserveError
 
 if TYPE_CHECKING:
+    from maskserve.metrics import Metrics
     from maskserve.service import SegmentationService
     from maskserve.settings import Settings
 
@@ -163,18 +164,20 @@ class OipHttp:
         return Response(payload, media_type=media, headers=headers)
 
 
-def add_oip_routes(app: FastAPI, service: SegmentationService, settings: Settings) -> None:
-    """Register ``/v2``; model routes exist with and without ``/versions/{version}``."""
+def oip_router(service: SegmentationService, settings: Settings, metrics: Metrics) -> APIRouter:
+    """``/v2``; model routes exist with and without ``/versions/{version}``."""
     oip = OipHttp(service, settings)
-    add = app.add_api_route
-    add("/v2", oip.server_metadata, methods=["GET"], tags=["oip"])
-    add("/v2/health/live", oip.live, methods=["GET"], tags=["oip"])
-    add("/v2/health/ready", oip.ready, methods=["GET"], tags=["oip"])
-    add("/v2/models/stats", oip.all_stats, methods=["GET"], tags=["oip"])
-    add("/v2/repository/index", oip.repository_index, methods=["POST"], tags=["oip"])
+    router = APIRouter(tags=["oip"])
+    add = router.add_api_route
+    add("/v2", oip.server_metadata, methods=["GET"])
+    add("/v2/health/live", oip.live, methods=["GET"])
+    add("/v2/health/ready", oip.ready, methods=["GET"])
+    add("/v2/models/stats", oip.all_stats, methods=["GET"])
+    add("/v2/repository/index", oip.repository_index, methods=["POST"])
     for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-        add(prefix, oip.model_metadata, methods=["GET"], tags=["oip"])
-        add(prefix + "/ready", oip.model_ready, methods=["GET"], tags=["oip"])
-        add(prefix + "/config", oip.model_config, methods=["GET"], tags=["oip"])
-        add(prefix + "/stats", oip.model_stats, methods=["GET"], tags=["oip"])
-        add(prefix + "/infer", oip.infer, methods=["POST"], tags=["oip"])
+        add(prefix, oip.model_metadata, methods=["GET"])
+        add(prefix + "/ready", oip.model_ready, methods=["GET"])
+        add(prefix + "/config", oip.model_config, methods=["GET"])
+        add(prefix + "/stats", oip.model_stats, methods=["GET"])
+        add(prefix + "/infer", oip.infer, methods=["POST"])
+    return router

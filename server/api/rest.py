@@ -10,28 +10,17 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
 
 from maskserve.api import openapi_doc, schemas
 from maskserve.api.body import read_body, within
-from maskserve.api.errors import (
-    code_of,
-    message_of,
-    retry_after_header,
-    status_of,
-)
 from maskserve.api.negotiation import JSON, OPENAPI_RESPONSES, answer_type
-from maskserve.api.oip_http import add_oip_routes
-from maskserve.api.ws_stream import add_stream_routes
 from maskserve.errors import (
     InvalidImageError,
     InvalidOptionError,
@@ -41,7 +30,6 @@ from maskserve.errors import (
 from maskserve.options import DEFAULT_POLYGON_TOLERANCE, MaskFormat, SegmentOptions
 from maskserve.overlay import render_overlay
 from maskserve.result_json import detection_json, result_json
-from maskserve.web import add_web_routes
 
 if TYPE_CHECKING:
     from maskserve.metrics import Metrics
@@ -74,16 +62,8 @@ _BODY_DOC = {
 }
 
 
-def error_response(error: BaseException, overload_status: str) -> JSONResponse:
-    """``{"error": {"code", "message"}}`` with the mapped status (+ Retry-After)."""
-    status = status_of(error, overload_status)
-    headers = {"Retry-After": retry_after_header(error)} if status.retry_after else None
-    body = {"error": {"code": code_of(error), "message": message_of(error)}}
-    return JSONResponse(body, status_code=status.http, headers=headers)
-
-
 class RestApi:
-    """Route handlers bound to one service; ``create_rest_app`` wires them into FastAPI."""
+    """Route handlers bound to one service; :func:`v1_router` routes them."""
 
     def __init__(self, service: SegmentationService, settings: Settings, metrics: Metrics):
         self.service = service
@@ -256,22 +236,11 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def create_rest_app(
-    service: SegmentationService,
-    settings: Settings,
-    metrics: Metrics,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
-) -> FastAPI:
-    app = FastAPI(
-        title="maskserve",
-        version="1",
-        summary="Instance segmentation: images in, COCO RLE masks out.",
-        lifespan=lifespan,
-        docs_url=None,  # served offline by maskserve.web, not from a CDN
-        redoc_url=None,
-    )
+def v1_router(service: SegmentationService, settings: Settings, metrics: Metrics) -> APIRouter:
+    """``/v1`` (segment, models) and the server's own ``/healthz``, ``/readyz``, ``/metrics``."""
     api = RestApi(service, settings, metrics)
-    add = app.add_api_route
+    router = APIRouter()
+    add = router.add_api_route
     add(
         "/v1/models/{model}/segment",
         api.segment,
@@ -285,48 +254,4 @@ def create_rest_app(
     add("/healthz", api.healthz, methods=["GET"], response_model=schemas.Status)
     add("/readyz", api.readyz, methods=["GET"], response_model=schemas.Status)
     add("/metrics", api.metrics_text, methods=["GET"], response_class=Response)
-    add_oip_routes(app, service, settings)  # the Open Inference Protocol, same service
-    add_stream_routes(app, service, settings)  # WebSocket frame streams
-    add_web_routes(app, settings)  # the browser page at /
-    _add_error_handlers(app, service, settings.overload_status)
-    openapi_doc.install(app)  # the statuses really sent, no 422
-    return app
-
-
-def _add_error_handlers(app: FastAPI, service: SegmentationService, overload_status: str) -> None:
-    async def domain(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc, overload_status)
-
-    async def validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
-        )
-        error = InvalidOptionError(problems or "invalid request")
-        model = request.path_params.get("model")
-        if model is not None and request.url.path.endswith("/segment"):
-            service.count_refused(model, "rest", error.code)
-        return error_response(error, overload_status)
-
-    async def http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        body = {"error": {"code": _http_code(exc.status_code), "message": str(exc.detail)}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    async def disconnected(request: Request, exc: Exception) -> Response:
-        log.info("client disconnected while sending the body of %s", request.url.path)
-        return Response(status_code=CLIENT_CLOSED)
-
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s", request.url.path, exc_info=exc)
-        return error_response(exc, overload_status)
-
-    app.add_exception_handler(MaskserveError, domain)
-    app.add_exception_handler(RequestValidationError, validation)
-    app.add_exception_handler(HTTPException, http)
-    app.add_exception_handler(ClientDisconnect, disconnected)
-    app.add_exception_handler(Exception, unexpected)
-
-
-def _http_code(status: int) -> str:
-    return {404: "not_found", 405: "method_not_allowed"}.get(status, f"http_{status}")
+    return router

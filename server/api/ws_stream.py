@@ -23,7 +23,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from maskserve.api.errors import code_of, message_of, status_of
@@ -34,6 +34,7 @@ from maskserve.result_json import result_json
 from maskserve.results import ImageResult
 
 if TYPE_CHECKING:
+    from maskserve.metrics import Metrics
     from maskserve.service import SegmentationService
     from maskserve.settings import Settings
 
@@ -122,8 +123,8 @@ def _number(text: str | None, kind: type) -> Any:
     return None if text is None else kind(text)
 
 
-def add_stream_routes(app: FastAPI, service: SegmentationService, settings: Settings) -> None:
-    """Register ``/v1/models/{model}/stream``."""
+def stream_router(service: SegmentationService, settings: Settings, metrics: Metrics) -> APIRouter:
+    """``/v1/models/{model}/stream``."""
 
     async def stream(websocket: WebSocket, model: str) -> None:
         await websocket.accept()
@@ -154,7 +155,9 @@ def add_stream_routes(app: FastAPI, service: SegmentationService, settings: Sett
             with contextlib.suppress(RuntimeError, OSError):
                 await websocket.close()
 
-    app.add_api_websocket_route("/v1/models/{model}/stream", stream)
+    router = APIRouter()
+    router.add_api_websocket_route("/v1/models/{model}/stream", stream)
+    return router
 
 
 async def _refuse(

@@ -13,7 +13,7 @@ from maskserve import errors
 from maskserve.api.errors import PayloadTooLargeError, status_of
 from maskserve.api.gen import segment_pb2 as pb
 from maskserve.api.grpc_codec import options_from_proto
-from maskserve.api.rest import error_response
+from maskserve.api.http_app import error_response
 from maskserve.cli import build_parser
 from maskserve.serve import settings_from_args
 

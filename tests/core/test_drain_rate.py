@@ -14,7 +14,7 @@ from maskserve.api.errors import (
     retry_after_header,
     retry_after_ms,
 )
-from maskserve.api.rest import error_response
+from maskserve.api.http_app import error_response
 from maskserve.batching import DynamicBatcher
 from maskserve.drain_rate import WINDOW_S, DrainRate
 from maskserve.errors import ModelNotReadyError, OverloadedError
