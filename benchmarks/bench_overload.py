@@ -3,10 +3,11 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_overload.py [--model yolact_shapes] [--factor 10]
-        [--overload-s 20] [--queue-waits 0,2] [--capacity-s 8] [--half-load-s 10]
+        [--overload-s 20] [--wait-batches 0,4] [--capacity-s 8] [--half-load-s 10]
 
-For each ``--queue-waits`` value (``max_queue_wait_s``; 0 = off, the queue bounded only by
-its count, ``max_queue_size`` 64) a fresh ``maskserve serve`` subprocess on 127.0.0.1:
+For each ``--wait-batches`` value (``max_queue_wait_batches``: the admitted wait in batch
+times; 0 = off, the queue bounded only by its count, ``max_queue_size`` 64) a fresh
+``maskserve serve`` subprocess on 127.0.0.1:
 
 1. capacity: closed loops (concurrency 8) for ``--capacity-s``: completed requests/s;
 2. half load: Poisson arrivals at 0.5 × capacity for ``--half-load-s``: the reference p99;
@@ -148,17 +149,18 @@ async def recovery(http: aiohttp.ClientSession, path: str, image: bytes, target:
     return float("nan")
 
 
-async def measure(args: argparse.Namespace, queue_wait: float, log_dir: Path) -> dict[str, object]:
+async def measure(args: argparse.Namespace, batches: float, log_dir: Path) -> dict[str, object]:
     flags = {
         "models": args.model,
         "devices": "cpu",
-        "max-queue-wait-s": queue_wait,
+        "max-queue-wait-s": 0,
+        "max-queue-wait-batches": batches,
         "max-connections": 0,
         "log-level": "warning",
     }
     images = make_images(8)
     path = f"/v1/models/{args.model}/segment"
-    with ServerProcess(flags, log_dir / f"overload_wait{queue_wait}.log") as server:
+    with ServerProcess(flags, log_dir / f"overload_batches{batches}.log") as server:
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(server.url, connector=connector, timeout=timeout) as http:
@@ -170,7 +172,7 @@ async def measure(args: argparse.Namespace, queue_wait: float, log_dir: Path) ->
             sent = await arrivals(http, path, images, args.factor * capacity, args.overload_s)
             back = await recovery(http, path, images[0], RECOVERY_FACTOR * statistics.median(lone))
             over = Outcomes(list(await asyncio.gather(*sent)))
-    return {"wait": queue_wait, "capacity": capacity, "lone_p50": statistics.median(lone),
+    return {"wait": batches, "capacity": capacity, "lone_p50": statistics.median(lone),
             "half": half, "over": over, "recovery": back}  # fmt: skip
 
 
@@ -183,7 +185,7 @@ def report(result: dict[str, object], factor: float) -> str:
     half_p99 = pct(half.latencies("200"), 0.99)
     wait = result["wait"]
     return (
-        f"max_queue_wait_s={wait or 'off'}: capacity {result['capacity']:.1f} req/s, "
+        f"max_queue_wait_batches={wait or 'off'}: capacity {result['capacity']:.1f} req/s, "
         f"lone p50 {1000 * result['lone_p50']:.0f} ms, half-load p99 {1000 * half_p99:.0f} ms "
         f"({half.count('200')}/{len(half.records)} ok)\n"
         f"  {factor:g}x: {len(over.records)} sent, shed {len(refused) / len(over.records):.1%}, "
@@ -205,10 +207,10 @@ def main() -> None:
     add("--overload-s", type=float, default=20.0)
     add("--capacity-s", type=float, default=8.0)
     add("--half-load-s", type=float, default=10.0)
-    add("--queue-waits", default="0,2", help="max_queue_wait_s values (0: off); a few batch times")
+    add("--wait-batches", default="0,4", help="max_queue_wait_batches values (0: off)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as logs:
-        for wait in (float(w) for w in args.queue_waits.split(",")):
+        for wait in (float(w) for w in args.wait_batches.split(",")):
             print(report(asyncio.run(measure(args, wait, Path(logs))), args.factor), flush=True)
 
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +116,7 @@ class DynamicBatcher:
         cost_model: BatchCostModel | None = None,
         max_queue_wait_s: float | None = None,
         workers: int = 1,
+        max_queue_wait_batches: float | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
             raise ValueError("need max_batch_size >= 1, max_queue_size >= 1, delay >= 0")
@@ -134,8 +136,11 @@ class DynamicBatcher:
         self._last_arrival: float | None = None
         self.cost_model = cost_model  # adaptive batching: it sets each batch's limit
         self.max_queue_wait_s = max_queue_wait_s
+        self.max_queue_wait_batches = max_queue_wait_batches
         self.workers = max(1, workers)
         self.drain_rate = DrainRate(clock)
+        self._preparing = 0  # admitted, being decoded: see preparing()
+        self._running: collections.deque[float] = collections.deque(maxlen=self.workers)
 
     @property
     def depth(self) -> int:
@@ -169,6 +174,21 @@ class DynamicBatcher:
         passed; the future fails with DeadlineExceededError if it passes before a worker
         takes the request.  Cancelling the future removes the request from the queue.
         """
+        self.admit(deadline)
+        future: asyncio.Future[ItemOutcome] = asyncio.get_running_loop().create_future()
+        item = BatchItem(image, deadline, future, enqueued_at=self._clock(), finish=finish)
+        item.rank = priority_rank(priority)
+        self._record_arrival(item.enqueued_at)
+        future.add_done_callback(lambda _: self._forget(item))
+        self._insert(item)
+        self._arrived.set()
+        self._set_depth()
+        return future
+
+    def admit(self, deadline: float) -> None:
+        """Raise what :meth:`enqueue` would (closed, full, deadline passed, too long a wait),
+        without queueing: called before a request's costly preparation (decoding), so that
+        a request refused under overload costs the server almost nothing."""
         if self._closed is not None:
             raise type(self._closed)(str(self._closed))
         if len(self._queue) >= self.max_queue_size:
@@ -181,15 +201,16 @@ class DynamicBatcher:
         if deadline <= now:
             raise DeadlineExceededError(f"deadline passed before model {self.model!r} queued it")
         self._admit_by_time(now, deadline)
-        future: asyncio.Future[ItemOutcome] = asyncio.get_running_loop().create_future()
-        item = BatchItem(image, deadline, future, enqueued_at=self._clock(), finish=finish)
-        item.rank = priority_rank(priority)
-        self._record_arrival(item.enqueued_at)
-        future.add_done_callback(lambda _: self._forget(item))
-        self._insert(item)
-        self._arrived.set()
-        self._set_depth()
-        return future
+
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Around an admitted request's preparation: it counts as queued in the wait
+        estimate, so a burst is not admitted on the estimate of an empty queue."""
+        self._preparing += 1
+        try:
+            yield
+        finally:
+            self._preparing -= 1
 
     def _insert(self, item: BatchItem) -> None:
         """Behind every queued request of the same or a better (lower) rank: FIFO within a
@@ -200,17 +221,34 @@ class DynamicBatcher:
         self._queue.insert(position, item)
 
     def estimated_wait_s(self) -> float | None:
-        """Seconds until a request queued now has its answer: the batches ahead of it and
-        its own, at the measured cost of the current batch size, shared by the workers;
-        None until a cost is measured (admission then bounds only the count)."""
-        if self.cost_model is None:
+        """Seconds until a request queued now has its answer: what is left of the batches
+        in progress, the batches ahead of it and its own, at the measured costs, shared by
+        the workers; None until a cost is measured (admission then bounds only the count)."""
+        if self.cost_model is None or (full := self._cost(self.cost_model.limit)) is None:
             return None
-        limit = self.cost_model.limit
-        seconds = self.cost_model.batch_seconds(limit)
-        if seconds is None:
+        waiting = len(self._queue) + self._preparing + 1
+        batches = math.ceil(waiting / self.cost_model.limit)
+        own = self._cost(waiting) if batches == 1 else None  # a lone partial batch is cheaper
+        ahead = own if own is not None else math.ceil(batches / self.workers) * full
+        return ahead + self._running_left()
+
+    def _cost(self, size: int) -> float | None:
+        """The measured seconds of a batch of ``size``: of the smallest measured size that
+        holds it, else of the chosen limit."""
+        model = self.cost_model
+        if model is None:
             return None
-        batches = math.ceil((len(self._queue) + 1) / limit)
-        return math.ceil(batches / self.workers) * seconds
+        for candidate in model.sizes:
+            if candidate >= size and (seconds := model.batch_seconds(candidate)) is not None:
+                return seconds
+        return model.batch_seconds(model.limit)
+
+    def _running_left(self) -> float:
+        """What is left of the batches in progress when every worker is busy (each batch
+        expected to end at its measured cost; one past its end counts as done)."""
+        if len(self._running) < self.workers:
+            return 0.0
+        return max(0.0, min(self._running) - self._clock())
 
     def retry_after_s(self) -> float | None:
         """When a refused client should come back: once the queue ahead of it has drained
@@ -219,14 +257,18 @@ class DynamicBatcher:
         return drained if drained is not None else self.estimated_wait_s()
 
     def _admit_by_time(self, now: float, deadline: float) -> None:
-        """Refuse at once what would wait past its deadline or ``max_queue_wait_s``: a fast
-        503 beats a slow 504, and keeps the wait of admitted requests bounded."""
+        """Refuse at once what would wait past its deadline, ``max_queue_wait_s`` or
+        ``max_queue_wait_batches`` batch times: a fast 503 beats a slow 504, and keeps the
+        wait of admitted requests bounded (in batch times: whatever the machine's speed)."""
         wait = self.estimated_wait_s()
         if wait is None:
             return
         allowed = deadline - now
         if self.max_queue_wait_s is not None:
             allowed = min(allowed, self.max_queue_wait_s)
+        if self.max_queue_wait_batches and self.cost_model is not None:
+            batch_s = self.cost_model.batch_seconds(self.cost_model.limit) or 0.0
+            allowed = min(allowed, self.max_queue_wait_batches * batch_s)
         if wait > allowed:
             raise OverloadedError(
                 f"model {self.model!r} is overloaded: a request queued now would wait about "
@@ -254,6 +296,7 @@ class DynamicBatcher:
                 live = [item for item in batch if self._still_wanted(item, now)]
                 if live:
                     self.drain_rate.record(len(live))
+                    self._running.append(now + (self._cost(len(live)) or 0.0))
                     for item in live:
                         item.started_at = now
                     if self._metrics is not None:

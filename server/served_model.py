@@ -66,6 +66,7 @@ def plan_served_model(
         cost_model=cost,
         max_queue_wait_s=settings.max_queue_wait_s or None,
         workers=len(devices) * cfg.instances,
+        max_queue_wait_batches=settings.max_queue_wait_batches or None,
     )
     placements = [device for device in devices for _ in range(cfg.instances)]
     workers = [

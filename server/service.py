@@ -330,10 +330,14 @@ class SegmentationService:
         remaining, limit = deadline - time.monotonic(), self.settings.max_pixels
         decoded = isinstance(image, np.ndarray)
         count = check_pixels(image, limit) if decoded else header_pixels(image)
+        served.batcher.admit(deadline)  # refused before decoding: cheap under overload
         try:
             with self._pixels.reserve(count, model):
                 async with asyncio.timeout(remaining):
-                    pixels = image if decoded else await self._offload(decode_image, image, limit)
+                    with served.batcher.preparing():
+                        pixels = (
+                            image if decoded else await self._offload(decode_image, image, limit)
+                        )
                     decode_s = time.monotonic() - began
                     finish = functools.partial(finish_result, served.info, options)
                     outcome = await served.batcher.submit(pixels, deadline, finish, priority)

@@ -213,6 +213,16 @@ class Settings:
         "measured batch costs, exceeds this (0: only its deadline bounds the wait, and a "
         "request that cannot meet it is refused at once instead of timing out in the queue)",
     )
+    max_queue_wait_batches: float = setting(
+        0.0,
+        number(float),
+        check=at_least(0),
+        help="refuse at once (503) a request that would wait for more than this many batch "
+        "times (its own included, at the batch size the batcher chose, measured on this "
+        "machine) before its answer: admitted requests keep a bounded latency under "
+        "overload (0: off; 2-4 bound it, see docs/benchmarks.md; max_queue_wait_s bounds "
+        "it in seconds)",
+    )
     share_cpu_cores: bool = setting(
         True,
         fields.boolean,

@@ -18,7 +18,9 @@ def image() -> np.ndarray:
     return np.zeros((4, 4, 3), np.uint8)
 
 
-def batcher_with_costs(max_wait_s: float | None, workers: int = 1) -> tuple[DynamicBatcher, list]:
+def batcher_with_costs(
+    max_wait_s: float | None, workers: int = 1, wait_batches: float | None = None
+) -> tuple[DynamicBatcher, list]:
     clock = [100.0]
     cost = BatchCostModel(4)
     cost.observe(4, 0.4)  # 0.1 s per image at batch 4 (the chosen size)
@@ -32,6 +34,7 @@ def batcher_with_costs(max_wait_s: float | None, workers: int = 1) -> tuple[Dyna
         cost_model=cost,
         max_queue_wait_s=max_wait_s,
         workers=workers,
+        max_queue_wait_batches=wait_batches,
     )
     return batcher, clock
 
@@ -40,7 +43,7 @@ def test_estimated_wait_counts_the_batches_ahead() -> None:
     async def body() -> None:
         batcher, clock = batcher_with_costs(None)
         assert batcher.cost_model is not None and batcher.cost_model.limit == 4
-        assert batcher.estimated_wait_s() == pytest.approx(0.4)  # its own batch
+        assert batcher.estimated_wait_s() == pytest.approx(0.2)  # its own batch, of one
         for _ in range(8):
             batcher.enqueue(image(), clock[0] + FAR)
         assert batcher.estimated_wait_s() == pytest.approx(1.2)  # two full batches ahead
@@ -91,5 +94,57 @@ def test_without_measured_costs_only_the_count_bounds_the_queue() -> None:
             batcher.enqueue(image(), 1e12)
         with pytest.raises(OverloadedError, match="max_queue_size"):
             batcher.enqueue(image(), 1e12)
+
+    asyncio.run(body())
+
+
+def test_the_wait_in_batch_times_scales_with_the_measured_cost() -> None:
+    async def body() -> None:
+        batcher, clock = batcher_with_costs(None, wait_batches=3)
+        admitted = 0
+        with pytest.raises(OverloadedError, match=r"about 1\.6 s, more than the 1\.2 s"):
+            for _ in range(100):
+                batcher.enqueue(image(), clock[0] + FAR)
+                admitted += 1
+        assert admitted == 12  # three batches of 4 (0.4 s each); the 13th needs a 4th
+        cost = batcher.cost_model
+        assert cost is not None
+        cost.observe(4, 0.8)  # the machine got slower: the bound in seconds follows
+        slower = cost.batch_seconds(4)
+        assert slower is not None and slower > 0.4
+        with pytest.raises(OverloadedError, match=rf"more than the {3 * slower:.1f} s"):
+            batcher.enqueue(image(), clock[0] + FAR)
+
+    asyncio.run(body())
+
+
+def test_requests_being_prepared_count_as_queued_and_admit_queues_nothing() -> None:
+    async def body() -> None:
+        batcher, clock = batcher_with_costs(None, wait_batches=2)
+        batcher.admit(clock[0] + FAR)
+        assert batcher.depth == 0
+        with batcher.preparing(), batcher.preparing(), batcher.preparing(), batcher.preparing():
+            assert batcher.estimated_wait_s() == pytest.approx(0.8)  # 4 ahead + its own
+            for _ in range(4):  # 8 ahead with the own batch: two batches, still admitted
+                batcher.enqueue(image(), clock[0] + FAR)
+            with pytest.raises(OverloadedError):  # 8 ahead + its own: a third batch
+                batcher.admit(clock[0] + FAR)
+        batcher.admit(clock[0] + FAR)  # the four were prepared (or dropped): room again
+
+    asyncio.run(body())
+
+
+def test_the_batch_in_progress_counts_until_it_should_have_ended() -> None:
+    async def body() -> None:
+        batcher, clock = batcher_with_costs(None)
+        for _ in range(4):
+            batcher.enqueue(image(), clock[0] + FAR)
+        taken = await batcher.next_batch()  # the one worker starts a batch of 4 at t = 100
+        assert taken is not None and len(taken) == 4
+        assert batcher.estimated_wait_s() == pytest.approx(0.6)  # its 0.4 s + a lone 0.2 s
+        clock[0] += 0.3
+        assert batcher.estimated_wait_s() == pytest.approx(0.3)
+        clock[0] += 1.0  # it should have ended: the worker counts as free
+        assert batcher.estimated_wait_s() == pytest.approx(0.2)
 
     asyncio.run(body())

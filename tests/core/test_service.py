@@ -22,6 +22,7 @@ from maskserve.errors import (
     InvalidOptionError,
     ModelNotFoundError,
     ModelNotReadyError,
+    OverloadedError,
 )
 from maskserve.masks.rle import Rle
 from maskserve.metrics import Metrics
@@ -279,5 +280,26 @@ def test_decoded_pixels_take_the_same_path_as_encoded_images(tmp_path: Path) -> 
                 await service.segment("m", np.zeros((4, 4, 4), np.uint8), SegmentOptions())
             with pytest.raises(ImageTooLargeError, match="limit is 1000 pixels"):
                 await service.segment("m", np.zeros((40, 40, 3), np.uint8), SegmentOptions())
+
+    asyncio.run(body())
+
+
+def test_a_request_refused_for_a_full_queue_is_refused_before_it_is_decoded(
+    tmp_path: Path,
+) -> None:
+    control = write_fake_model(tmp_path, "m")
+
+    async def body() -> None:
+        async with serving(tmp_path, max_batch_size=1, max_queue_size=1) as service:
+            blocked = await hold_worker(service, control)
+            queued = asyncio.create_task(service.segment("m", png(5), RAW))
+            try:
+                await asyncio.wait_for(until(lambda: queue_depth(service) == 1), WAIT_S)
+                # undecodable: a decode before admission would answer InvalidImageError
+                with pytest.raises(OverloadedError, match="max_queue_size 1"):
+                    await service.segment("m", b"not an image", RAW)
+            finally:
+                control.gate.set()
+            await asyncio.wait_for(asyncio.gather(blocked, queued), WAIT_S)
 
     asyncio.run(body())

@@ -44,6 +44,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "adaptive_batching": ("false", False),
     "share_cpu_cores": ("no", False),
     "max_queue_wait_s": ("2.5", 2.5),
+    "max_queue_wait_batches": ("3", 3.0),
     "api_keys": ("k1,k2", ["k1", "k2"]),
     "api_keys_file": ("/tmp/keys", Path("/tmp/keys")),
     "auth_open_paths": ("/healthz", ["/healthz"]),
