@@ -32,7 +32,16 @@ log = logging.getLogger(__name__)
 # mallopt parameters, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-SETTINGS = ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, (1 << 31) - 1))
+NEVER_TRIM = (1 << 31) - 1
+SETTINGS = ((M_MMAP_THRESHOLD, 1 << 30), (M_TRIM_THRESHOLD, NEVER_TRIM))
+GLIBC_TRIM_THRESHOLD = 128 * 1024  # glibc's own default
+
+_retaining = False
+
+
+def retaining() -> bool:
+    """Whether :func:`retain_freed_memory` has been applied in this process."""
+    return _retaining
 
 
 def is_glibc() -> bool:
@@ -44,11 +53,21 @@ def retain_freed_memory() -> bool:
     if not is_glibc():
         log.info("not glibc: malloc settings left as they are")
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    accepted = all(libc.mallopt(parameter, value) == 1 for parameter, value in SETTINGS)
+    global _retaining
+    accepted = all(mallopt(parameter, value) for parameter, value in SETTINGS)
     if not accepted:
         log.warning("glibc refused a malloc setting; freed memory may go back to the kernel")
+    _retaining = accepted
     return accepted
+
+
+def mallopt(parameter: int, value: int) -> bool:
+    """glibc's ``mallopt`` (process-wide, effective at once for every thread)."""
+    return bool(libc().mallopt(parameter, value) == 1)
+
+
+def libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 def _confstr(name: str) -> str | None:

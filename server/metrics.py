@@ -87,9 +87,26 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.memory_trims = Counter(
+            "memory_trims",
+            "Times free memory was given back to the kernel after large requests "
+            "(release_memory_after_bytes).",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.memory_returned = Counter(
+            "memory_returned_bytes",
+            "Resident memory those trims gave back to the kernel.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         ProcessCollector(namespace=NAMESPACE, registry=self.registry)
         if gpu:
             self.registry.register(GpuCollector())
+
+    def memory_trimmed(self, returned_bytes: int) -> None:
+        self.memory_trims.inc()
+        self.memory_returned.inc(returned_bytes)
 
     def _histogram(
         self,

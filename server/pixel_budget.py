@@ -19,6 +19,9 @@ from PIL import Image
 
 from maskserve.errors import OverloadedError
 from maskserve.imageio import SUPPORTED_FORMATS
+from maskserve.memory_release import MemoryRelease
+
+BYTES_PER_PIXEL = 3  # decoded RGB, before the model's own copies
 
 
 def header_pixels(data: bytes) -> int:
@@ -33,9 +36,10 @@ def header_pixels(data: bytes) -> int:
 class PixelBudget:
     """Used from the event loop only (no locking)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, memory: MemoryRelease | None = None) -> None:
         self.limit = limit
         self.in_use = 0
+        self._memory = memory
 
     @contextlib.contextmanager
     def reserve(self, pixels: int, model: str) -> Iterator[None]:
@@ -47,6 +51,10 @@ class PixelBudget:
             )
         self.in_use += pixels
         try:
-            yield
+            if self._memory is None:
+                yield
+            else:
+                with self._memory.hold(pixels * BYTES_PER_PIXEL):
+                    yield  # a large image: its memory is given back once it is answered
         finally:
             self.in_use -= pixels

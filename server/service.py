@@ -37,6 +37,7 @@ from maskserve.errors import (
 from maskserve.health import PROBE_INTERVAL_S, ModelHealth
 from maskserve.imageio import check_pixels, decode_image
 from maskserve.inflight import InFlight, RequestAccounting
+from maskserve.memory_release import MemoryRelease
 from maskserve.metrics import Metrics
 from maskserve.models.base import ModelInfo
 from maskserve.models.raw.signature import TensorSignature
@@ -82,7 +83,10 @@ class SegmentationService:
             metrics, self.statistics, self._inflight, self._is_known
         )
         self._probes: set[asyncio.Task[None]] = set()
-        self._pixels = PixelBudget(settings.max_pixels_in_flight)
+        self.memory = MemoryRelease.for_this_process(
+            settings.release_memory_after_bytes, metrics.memory_trimmed
+        )
+        self._pixels = PixelBudget(settings.max_pixels_in_flight, self.memory)
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> SegmentationService:
@@ -194,6 +198,7 @@ class SegmentationService:
             served.batcher.close(ModelNotReadyError("the server is shutting down"))
         await asyncio.gather(*(w.stop() for s in self._models.values() for w in s.workers))
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.memory.close()
 
     # -- model metadata --------------------------------------------------------------
 

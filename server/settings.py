@@ -259,6 +259,15 @@ class Settings:
         help="glibc malloc keeps freed memory: fewer page faults per forward (server/allocator.py)",
     )
 
+    release_memory_after_bytes: int = setting(
+        16 * MIB,
+        number(int),
+        check=at_least(0),
+        help="a request whose body or decoded image (3 bytes a pixel) reaches this size has "
+        "the process's free memory given back to the kernel once no such request is in "
+        "flight (glibc malloc_trim; server/memory_release.py). 0: never",
+    )
+
     def __post_init__(self) -> None:
         validate(self, "settings")
 

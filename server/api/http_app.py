@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from maskserve.api import openapi_doc
+from maskserve.api.body_memory import LargeBodyTracker
 from maskserve.api.errors import code_of, message_of, retry_after_header, status_of
 from maskserve.api.oip_http import oip_router
 from maskserve.api.rest import CLIENT_CLOSED, v1_router
@@ -59,6 +60,7 @@ def create_http_app(
     )
     for router in HTTP_ROUTERS:
         app.include_router(router(service, settings, metrics))
+    app.add_middleware(LargeBodyTracker, memory=service.memory)  # type: ignore[arg-type]
     add_web_routes(app, settings)  # the browser page at / and Swagger UI at /docs
     _add_error_handlers(app, service, settings.overload_status)
     openapi_doc.install(app)  # the statuses really sent, no 422

@@ -41,6 +41,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "drain_grace_s": ("1.5", 1.5),
     "dtype": ("float16", "float16"),
     "retain_freed_memory": ("false", False),
+    "release_memory_after_bytes": ("0", 0),
     "adaptive_batching": ("false", False),
     "share_cpu_cores": ("no", False),
     "max_queue_wait_s": ("2.5", 2.5),
