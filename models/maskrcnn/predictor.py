@@ -10,7 +10,9 @@ travel on as ``box_masks`` and the server's encoder pastes them box-locally.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -19,6 +21,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.transform import resize_boxes
 
 from maskserve.models.maskrcnn.config import UNUSED_LABEL, MaskRcnnConfig
+from maskserve.models.maskrcnn.roi_stage import run_roi_heads
 from maskserve.models.types import Detections
 
 
@@ -32,6 +35,7 @@ class MaskRcnnPredictor:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         channels_last: bool | None = None,
+        roi_stage: bool = True,
     ) -> None:
         self.device = torch.device(device)
         # bfloat16 runs the backbone + FPN only (most of the compute): torchvision's CPU
@@ -47,6 +51,13 @@ class MaskRcnnPredictor:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.backbone.to(dtype=dtype, memory_format=self.memory_format)
         self._reported = reported_labels(config, self.device)
+        # on a CPU the ROI heads run through roi_stage.py (same answers, box pooling on
+        # every core, an early-exit NMS); elsewhere through torchvision's forward
+        self._roi_pool = (
+            ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="maskrcnn-roi")
+            if self.device.type == "cpu" and roi_stage
+            else None
+        )
 
     def preprocess(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """RGB uint8 [H, W, 3] → float [3, H, W] in [0, 1] on the device (torchvision's input)."""
@@ -83,7 +94,12 @@ class MaskRcnnPredictor:
         if self.backbone_dtype != self.dtype:
             features = {name: value.to(self.dtype) for name, value in features.items()}
         proposals, _ = model.rpn(batch, features)
-        found, _ = model.roi_heads(features, proposals, batch.image_sizes)
+        if self._roi_pool is not None:
+            found = run_roi_heads(
+                model.roi_heads, features, proposals, batch.image_sizes, self._roi_pool
+            )
+        else:
+            found, _ = model.roi_heads(features, proposals, batch.image_sizes)
         return found, batch.image_sizes
 
     @torch.inference_mode()
