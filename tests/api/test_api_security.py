@@ -154,6 +154,18 @@ def test_a_second_grpc_server_cannot_take_the_same_port(repository: Path) -> Non
     asyncio.run(body())
 
 
+def test_a_second_server_cannot_take_the_same_http_port() -> None:
+    from maskserve.app import _listen
+
+    first = _listen("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with pytest.raises(OSError, match="in use"):
+            _listen("127.0.0.1", port).close()
+    finally:
+        first.close()
+
+
 def test_the_client_package_sends_the_key(keyed: RunningServer, png: bytes) -> None:
     from maskserve_client import Client, MaskserveClientError
     from maskserve_client.grpc import GrpcClient

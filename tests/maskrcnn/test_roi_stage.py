@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -62,27 +62,37 @@ def keep_thread_count() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@dataclass
+class Staged:
+    """What the ROI heads take: features, proposals and sizes, from ``model``."""
+
+    model: MaskRCNN
+    features: dict[str, torch.Tensor]
+    proposals: list[torch.Tensor]
+    sizes: list[tuple[int, int]]
+
+
 @pytest.fixture(scope="module")
-def every_candidate(slim_config: MaskRcnnConfig) -> tuple[MaskRCNN, MaskRcnnConfig]:
+@torch.inference_mode()
+def staged(slim_config: MaskRcnnConfig, images: list[np.ndarray]) -> Staged:
     """The slim network keeping every (proposal, class) pair: the NMS sees thousands."""
     config = replace(slim_config, box_score_thresh=0.0, detections_per_img=50, min_size=256)
     torch.manual_seed(0)
-    return build_maskrcnn(config).eval(), config
-
-
-def stages(model: MaskRCNN, images: list[np.ndarray]) -> tuple:
+    model = build_maskrcnn(config).eval()
     batch = model.transform(as_tensors(images))[0]
     features = model.backbone(batch.tensors)
     proposals, _ = model.rpn(batch, features)
-    return features, proposals, batch.image_sizes
+    return Staged(model, features, proposals, batch.image_sizes)
 
 
 @torch.inference_mode()
-def test_the_stage_equals_torchvision_roi_heads(
-    every_candidate: tuple[MaskRCNN, MaskRcnnConfig], images: list[np.ndarray]
-) -> None:
-    model, _ = every_candidate
-    features, proposals, sizes = stages(model, images)
+def test_the_stage_equals_torchvision_roi_heads(staged: Staged, images: list[np.ndarray]) -> None:
+    model, features, proposals, sizes = (
+        staged.model,
+        staged.features,
+        staged.proposals,
+        staged.sizes,
+    )
     expected, _ = model.roi_heads(features, proposals, sizes)
     classes = model.roi_heads.box_predictor.cls_score.out_features - 1
     assert min(len(p) for p in proposals) * classes * 4 > VANILLA_NMS_ABOVE  # the early exit
@@ -98,12 +108,9 @@ def test_the_stage_equals_torchvision_roi_heads(
 
 
 @torch.inference_mode()
-def test_threaded_box_pooling_equals_the_pooler(
-    every_candidate: tuple[MaskRCNN, MaskRcnnConfig], images: list[np.ndarray]
-) -> None:
-    model, _ = every_candidate
-    features, proposals, sizes = stages(model, images)
-    pooler = model.roi_heads.box_roi_pool
+def test_threaded_box_pooling_equals_the_pooler(staged: Staged) -> None:
+    features, proposals, sizes = staged.features, staged.proposals, staged.sizes
+    pooler = staged.model.roi_heads.box_roi_pool
     channels_last = {
         k: v.contiguous(memory_format=torch.channels_last) for k, v in features.items()
     }
