@@ -30,7 +30,10 @@ Per image, each contender does what its server would:
   ``eval.py --output_coco_json`` does;
 * ``fp32`` / ``bf16``: maskserve's eager backend in that dtype, bytes decoded by the
   server's decoder, ``select`` + ``build_result`` (RLE), as a worker does;
-* ``int8``: the same checkpoint through ``maskserve export --int8`` (ONNX Runtime).
+* ``int8``: the same checkpoint through ``maskserve export --int8`` (ONNX Runtime);
+* ``served-<fp32|bf16>-c<N>``: ``maskserve serve`` on the same checkpoint (defaults, that
+  dtype), N concurrent REST requests of the JPEG per call, time per image = time / N
+  (``reference_served.py``).
 
 Rounds interleave the contenders (order rotating) on the same image; printed: median ms
 per image, img/s, and each maskserve contender's speed-up over the reference.
@@ -47,12 +50,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from reference_served import is_served, served_contenders
 
 from maskserve.cli import main as maskserve_main
 from maskserve.imageio import decode_image
@@ -147,12 +152,19 @@ def maskserve_runner(backend: Backend) -> Callable[[bytes], int]:
     return run
 
 
-def load_contenders(names: list[str], checkpoint: Path, config: str, root: Path) -> dict:
+def load_contenders(
+    names: list[str], checkpoint: Path, config: str, root: Path, stack: ExitStack
+) -> dict:
     base = get_config(config)
     settings = {"conf_thresh": 0.0, "nms_top_k": 200, "max_num_detections": TOP_K}
     cfg = replace(base, **settings)
     contenders: dict[str, Callable[[bytes], int]] = {}
+    served = [name for name in names if is_served(name)]
+    if served:
+        contenders.update(served_contenders(served, checkpoint, cfg, root, stack))
     for name in names:
+        if is_served(name):
+            continue
         if name in ("fp32", "bf16"):
             dtype = torch.float32 if name == "fp32" else torch.bfloat16
             model = load_yolact(checkpoint, cfg)
@@ -194,7 +206,9 @@ def interleaved(runners: dict[str, Callable[[bytes], int]], blobs: list[bytes], 
         for name in names[shift:] + names[:shift]:
             began = time.perf_counter()
             counts[name].append(runners[name](blob))
-            times[name].append(time.perf_counter() - began)
+            # a served contender answers several images per call (its concurrency)
+            images = getattr(runners[name], "images", 1)
+            times[name].append((time.perf_counter() - began) / images)
     return times, counts
 
 
@@ -214,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         out = io.BytesIO()
         Image.fromarray(generate_sample(rng, height, width).image).save(out, "JPEG", quality=90)
         blobs.append(out.getvalue())
-    with tempfile.TemporaryDirectory(prefix="bench_ref_") as temp:
+    with tempfile.TemporaryDirectory(prefix="bench_ref_") as temp, ExitStack() as stack:
         root = Path(temp)
         checkpoint = root / f"{args.config}_random.pth"
         reference = Reference(
@@ -222,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         runners = {
             "reference": reference,
-            **load_contenders(args.contenders.split(","), checkpoint, args.config, root),
+            **load_contenders(args.contenders.split(","), checkpoint, args.config, root, stack),
         }
         times, counts = interleaved(runners, blobs, args.rounds)
     ref = statistics.median(times["reference"])
