@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from maskserve.api.oip_tensors import response_body
 from maskserve.errors import InvalidOptionError
 from maskserve.models.raw.signature import NUMPY_OF, TensorSignature, datatype_of
 
@@ -139,10 +140,4 @@ def encode_tensor_response(
         else:
             entry["data"] = array.reshape(-1).tolist()
         header_outputs.append(entry)
-    header: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": header_outputs}
-    if request.id is not None:
-        header["id"] = request.id
-    text = json.dumps(header).encode()
-    if not chunks:
-        return text, None
-    return text + b"".join(chunks), len(text)
+    return response_body(model, request.id, header_outputs, chunks)

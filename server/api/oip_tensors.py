@@ -190,9 +190,17 @@ def encode_response(
         else:
             entry["data"] = tensor.values
         header_outputs.append(entry)
-    header: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": header_outputs}
-    if request.id is not None:
-        header["id"] = request.id
+    return response_body(model, request.id, header_outputs, chunks)
+
+
+def response_body(
+    model: str, request_id: str | None, outputs: list[dict[str, Any]], chunks: list[bytes]
+) -> tuple[bytes, int | None]:
+    """The JSON header, then the binary outputs in order (the binary tensor extension):
+    (body, the header's length when binary data follows, else None)."""
+    header: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": outputs}
+    if request_id is not None:
+        header["id"] = request_id
     text = json.dumps(header).encode()
     if not chunks:
         return text, None
