@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from bench_vs_reference import TOP_K, Reference, patched_copy
+from interleaved import median_lines, timed_rounds
 from PIL import Image
 
 from maskserve.models.synthetic.generator import generate_sample
@@ -80,27 +79,18 @@ def main() -> None:
             )
             return found.boxes
 
+        def same(boxes: dict[str, torch.Tensor]) -> None:
+            mine, expected = boxes["maskserve detect_image"], boxes["reference Detect"]
+            assert mine.shape == expected.shape and torch.allclose(mine, expected, atol=1e-5)
+
         runs = {"reference Detect": theirs, "maskserve detect_image": ours}
-        times: dict[str, list[float]] = {name: [] for name in runs}
         with torch.inference_mode():
-            for number in range(args.rounds + 1):  # round 0 warms up
-                names = list(runs) if number % 2 == 0 else list(reversed(runs))
-                boxes = {}
-                for name in names:
-                    began = time.perf_counter()
-                    boxes[name] = runs[name]()
-                    if number:
-                        times[name].append(time.perf_counter() - began)
-                mine, expected = boxes["maskserve detect_image"], boxes["reference Detect"]
-                assert mine.shape == expected.shape and torch.allclose(mine, expected, atol=1e-5)
+            times = timed_rounds(runs, args.rounds, same)
     print(
         f"{len(seen['priors'])} priors, {args.threads} threads, {args.rounds} rounds; "
         "the same boxes kept in every round"
     )
-    base = statistics.median(times["reference Detect"])
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name}: {median * 1e3:.1f} ms (median), {base / median:.2f}x")
+    print("\n".join(median_lines(times, "reference Detect")))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,11 @@ answers are compared for equality (boxes, labels, scores, masks) in every round.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from interleaved import median_lines, timed_rounds
 from torchvision.models.detection import maskrcnn_resnet50_fpn
 
 from maskserve.models.maskrcnn.roi_stage import run_roi_heads
@@ -43,7 +42,6 @@ def main() -> None:
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     tensor = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
     pool = ThreadPoolExecutor(args.threads)
-    times: dict[str, list[float]] = {"torchvision": [], "roi_stage": []}
     with torch.inference_mode():
         batch = model.transform([tensor])[0]
         features = model.backbone(batch.tensors.contiguous(memory_format=torch.channels_last))
@@ -56,26 +54,17 @@ def main() -> None:
         def ours() -> list[dict[str, torch.Tensor]]:
             return run_roi_heads(model.roi_heads, features, proposals, sizes, pool)
 
-        runs = {"torchvision": theirs, "roi_stage": ours}
-        for number in range(args.rounds + 1):  # round 0 warms up
-            names = list(runs) if number % 2 == 0 else list(reversed(runs))
-            answers = {}
-            for name in names:
-                began = time.perf_counter()
-                answers[name] = runs[name]()
-                if number:
-                    times[name].append(time.perf_counter() - began)
+        def same(answers: dict[str, list[dict[str, torch.Tensor]]]) -> None:
             for key in ("boxes", "labels", "scores", "masks"):
-                same = torch.equal(answers["torchvision"][0][key], answers["roi_stage"][0][key])
-                assert same, f"{key} differ"
+                equal = torch.equal(answers["torchvision"][0][key], answers["roi_stage"][0][key])
+                assert equal, f"{key} differ"
+
+        times = timed_rounds({"torchvision": theirs, "roi_stage": ours}, args.rounds, same)
     print(
         f"{len(proposals[0])} proposals, {args.threads} threads, {args.rounds} rounds; "
         "answers equal in every round"
     )
-    base = statistics.median(times["torchvision"])
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name}: {median * 1e3:.0f} ms (median), {base / median:.2f}x")
+    print("\n".join(median_lines(times, "torchvision")))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ over rounds of the per-round difference or ratio, so drift slower than a round c
   the same image.
 - :func:`throughput_rounds`: images/s, one block per contender per round (in-process
   batches; a served closed-loop window at high concurrency).
+- :func:`timed_rounds`: in-process calls only, seconds per call, order alternating.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 Local = Callable[[int], object]  # image number → runs in this process
 Remote = Callable[[int], Awaitable[dict[str, float] | str]]  # a harness Send
@@ -104,3 +106,34 @@ def throughput_report(result: dict[str, list[float]], baseline: str) -> list[str
         ratio = "" if name == baseline else f"{statistics.median(ratios):.2f}x"
         lines.append(f"| {name} | {len(values)} | {statistics.median(values):.2f} | {ratio} |")
     return lines
+
+
+def timed_rounds(
+    runs: dict[str, Callable[[], Any]],
+    rounds: int,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per call of each zero-argument run, in-process: round 0 warms up untimed,
+    then the order alternates every round; ``check`` sees each round's answers by name."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for number in range(rounds + 1):
+        names = list(runs) if number % 2 == 0 else list(reversed(runs))
+        answers = {}
+        for name in names:
+            began = time.perf_counter()
+            answers[name] = runs[name]()
+            if number:
+                times[name].append(time.perf_counter() - began)
+        if check is not None:
+            check(answers)
+    return times
+
+
+def median_lines(times: dict[str, list[float]], baseline: str) -> list[str]:
+    """``name: N ms (median), R x`` per run, R = the baseline's median over this one's."""
+    base = statistics.median(times[baseline])
+    return [
+        f"{name}: {statistics.median(values) * 1e3:.1f} ms (median), "
+        f"{base / statistics.median(values):.2f}x"
+        for name, values in times.items()
+    ]
