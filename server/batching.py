@@ -263,6 +263,12 @@ class DynamicBatcher:
         wait = self.estimated_wait_s()
         if wait is None:
             return
+        alone = self._cost(1) or 0.0
+        if alone > deadline - now:  # not the load: the deadline is shorter than one batch
+            raise DeadlineExceededError(
+                f"the request's deadline leaves {1e3 * (deadline - now):.1f} ms, less than "
+                f"model {self.model!r} takes for one request alone ({1e3 * alone:.0f} ms)"
+            )
         allowed = deadline - now
         if self.max_queue_wait_s is not None:
             allowed = min(allowed, self.max_queue_wait_s)

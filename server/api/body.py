@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable
 
 from fastapi import Request
+from starlette.types import Message
 
 from maskserve.api.errors import PayloadTooLargeError
 from maskserve.errors import DeadlineExceededError
@@ -23,11 +24,33 @@ async def within(deadline: float, reading: Awaitable[bytes]) -> bytes:
         raise DeadlineExceededError("the deadline passed while the body was uploading") from None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Refuse by Content-Length before reading, and count while streaming (chunked bodies)."""
+def _refuse_declared(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+
+
+def limited(request: Request, limit: int) -> Request:
+    """The same request, its body counted as a parser streams it (413 past ``limit``):
+    for parsers that read the stream themselves, so the body is never held whole."""
+    _refuse_declared(request, limit)
+    size = 0
+
+    async def receive() -> Message:
+        nonlocal size
+        message = await request.receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+        return message
+
+    return Request(request.scope, receive)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Refuse by Content-Length before reading, and count while streaming (chunked bodies)."""
+    _refuse_declared(request, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

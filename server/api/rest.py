@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from maskserve.api import openapi_doc, schemas
-from maskserve.api.body import read_body, within
+from maskserve.api.body import limited, read_body, within
 from maskserve.api.negotiation import JSON, OPENAPI_RESPONSES, answer_type
 from maskserve.errors import (
     InvalidImageError,
@@ -188,19 +188,18 @@ async def read_image(request: Request, limit: int) -> bytes:
     if media in IMAGE_TYPES:
         return await read_body(request, limit)
     if media == MULTIPART:
-        return await _multipart_image(request, await read_body(request, limit), limit)
+        return await _multipart_image(limited(request, limit), limit)
     raise UnsupportedMediaTypeError(
         f"content type {media or '(none)'!r} is not supported; send {', '.join(IMAGE_TYPES)} "
         f"or {MULTIPART} with an 'image' field"
     )
 
 
-async def _multipart_image(request: Request, body: bytes, limit: int) -> bytes:
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
+async def _multipart_image(request: Request, limit: int) -> bytes:
+    """The ``image`` field, parsed as the body streams in (file parts spool to disk past
+    1 MB), so a large upload is held once, as the image bytes, not also as the body."""
     try:
-        form = await Request(request.scope, replay).form(max_files=1, max_part_size=limit)
+        form = await request.form(max_files=1, max_part_size=limit)
     except HTTPException as exc:  # python-multipart's parse errors, as Starlette reports them
         raise InvalidImageError(f"malformed multipart body: {exc.detail}") from None
     try:

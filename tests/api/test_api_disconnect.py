@@ -23,6 +23,15 @@ from maskserve.api.gen import segment_pb2_grpc as pb_grpc
 
 DELAY_MS = 3000.0
 SEGMENT = f"/v1/models/{MODEL}/segment"
+# The drain test's request waits in a batch that only the drain closes, so it is provably
+# in flight when the stop comes, however fast the model is (no timing); the drain then
+# answers it.
+HELD = {
+    "adaptive_batching": False,
+    "max_batch_size": 16,
+    "max_queue_delay_ms": 600_000.0,
+    "request_timeout_s": 600.0,
+}
 
 
 def slow_settings(repository: Path):
@@ -83,7 +92,7 @@ def test_grpc_client_vanishing_mid_stream_cancels_its_frames(
 
 
 def test_drain_finishes_in_flight_work_and_refuses_new(repository: Path, png: bytes) -> None:
-    with running_server(slow_settings(repository)) as running:
+    with running_server(server_settings(repository, **HELD)) as running:
         url = running.http_url
 
         def segment() -> httpx.Response:
@@ -94,6 +103,9 @@ def test_drain_finishes_in_flight_work_and_refuses_new(repository: Path, png: by
         with ThreadPoolExecutor(2) as pool, grpc.insecure_channel(running.grpc_target) as ch:
             in_flight = pool.submit(segment)
             eventually(lambda: inflight(running) == 1, "the request to reach the service")
+            # one unit of work the drain must wait for, released below: the server stays
+            # draining (not stopped) while the checks run
+            running.call(running.server.service.hold)
             running.call(running.server.request_stop)
             eventually(lambda: httpx.get(url + "/readyz").status_code == 503, "readyz 503")
             health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
@@ -106,5 +118,6 @@ def test_drain_finishes_in_flight_work_and_refuses_new(repository: Path, png: by
                 )
             assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
             assert in_flight.result(timeout=60).status_code == 200
+            running.call(running.server.service.release)
         running.thread.join(60)
     # leaving running_server asserts the exit code was 0

@@ -9,7 +9,7 @@ import pytest
 
 from maskserve.batch_cost import BatchCostModel
 from maskserve.batching import DynamicBatcher
-from maskserve.errors import OverloadedError
+from maskserve.errors import DeadlineExceededError, OverloadedError
 
 FAR = 3600.0
 
@@ -146,5 +146,18 @@ def test_the_batch_in_progress_counts_until_it_should_have_ended() -> None:
         assert batcher.estimated_wait_s() == pytest.approx(0.3)
         clock[0] += 1.0  # it should have ended: the worker counts as free
         assert batcher.estimated_wait_s() == pytest.approx(0.2)
+
+    asyncio.run(body())
+
+
+def test_a_deadline_shorter_than_one_request_alone_is_a_deadline_error() -> None:
+    """Not overload: an idle model still could not answer in time (504, not 503)."""
+
+    async def body() -> None:
+        batcher, clock = batcher_with_costs(None)  # one request alone: 0.2 s
+        with pytest.raises(DeadlineExceededError, match=r"leaves 100\.0 ms, less than"):
+            batcher.enqueue(image(), clock[0] + 0.1)
+        batcher.enqueue(image(), clock[0] + 0.3)  # time for one batch: admitted
+        assert batcher.depth == 1
 
     asyncio.run(body())
