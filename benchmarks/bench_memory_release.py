@@ -8,7 +8,8 @@ After a warm-up, 8 concurrent 63 MiB bodies of junk (each answered 400), then 10
 concurrent 6000×6000 JPEGs (200, or 503 past ``max_pixels_in_flight``); for each, the
 server's ``VmRSS`` (median of 5 reads) before and after every answer is in, and, when
 ``release_memory_after_bytes`` is on, after the trim the server reports in
-``maskserve_memory_trims_total``. One fresh server per setting, the shipped
+``maskserve_memory_trims_total``; last, how far one 60 MiB multipart upload lifts the
+peak RSS (``VmHWM`` reset just before). One fresh server per setting, the shipped
 ``yolact_shapes``. ``tests/api/test_api_memory.py`` runs the same scenario and requires
 RSS within 10 % of its value before.
 """
@@ -39,6 +40,7 @@ BIG_IMAGES = 10
 BIG_SIDE = 6000
 TOLERANCE = 0.10
 TRIM_WAIT_S = 60.0
+MULTIPART_SIZE = 60 * MIB
 
 
 def big_jpeg() -> bytes:
@@ -86,10 +88,34 @@ def steady_rss(pid: int) -> int:
     return int(statistics.median(rss_bytes(pid) for _ in range(5)))
 
 
+def peak_rss_bytes(pid: int) -> int:
+    """``VmHWM``: the process's peak resident memory since start or :func:`reset_peak`."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def reset_peak(pid: int) -> None:
+    """Set ``VmHWM`` to the current RSS (Linux: ``5`` into ``clear_refs``)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def multipart_peak(url: str, pid: int) -> int:
+    """How far one 60 MiB multipart upload (junk in an ``image`` part) lifts peak RSS."""
+    body = os.urandom(MULTIPART_SIZE)
+    reset_peak(pid)
+    before = rss_bytes(pid)
+    answer = httpx.post(url, files={"image": ("x.png", body, "image/png")}, timeout=300)
+    assert answer.status_code == 400, answer.text
+    return peak_rss_bytes(pid) - before
+
+
 def run_large_requests(
     repository: Path, model: str, log: Path, release_after: int
-) -> list[tuple[int, int]]:
-    """RSS (baseline, after) around the junk bodies, then around the big JPEGs."""
+) -> tuple[list[tuple[int, int]], int]:
+    """RSS (baseline, after) around the junk bodies, then around the big JPEGs; and the
+    peak RSS a 60 MiB multipart upload adds."""
     flags = {
         "model-repository": repository,
         "models": model,
@@ -115,7 +141,8 @@ def run_large_requests(
             if release_after:
                 wait_for_trims(server.url, done + 1)
             figures.append((before, steady_rss(server.pid)))
-    return figures
+        peak = multipart_peak(server.url + url_path, server.pid)
+    return figures, peak
 
 
 def main() -> None:
@@ -129,7 +156,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for setting in (int(v) for v in args.release_after.split(",")):
         with tempfile.TemporaryDirectory(prefix="bench_memory_") as temp:
-            figures = run_large_requests(ZOO_DIR, args.model, Path(temp) / "serve.log", setting)
+            log = Path(temp) / "serve.log"
+            figures, peak = run_large_requests(ZOO_DIR, args.model, log, setting)
         kinds = ("8 x 63 MiB junk", "10 x 6000² JPEG")
         for kind, (before, after) in zip(kinds, figures, strict=True):
             print(
@@ -137,6 +165,7 @@ def main() -> None:
                 f"| {(after - before) / before:+.1%} |",
                 flush=True,
             )
+        print(f"| {setting} | one 60 MiB multipart upload | peak +{peak / MIB:.0f} MiB | | |")
 
 
 if __name__ == "__main__":
