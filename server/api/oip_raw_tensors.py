@@ -10,13 +10,12 @@ fully known shape. Outputs are binary where asked (``binary_data_output`` for al
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from maskserve.api.oip_tensors import response_body
+from maskserve.api.oip_tensors import json_header, response_body
 from maskserve.errors import InvalidOptionError
 from maskserve.models.raw.signature import NUMPY_OF, TensorSignature, datatype_of
 
@@ -62,14 +61,8 @@ def parse_tensor_request(
 ) -> TensorRequest:
     if header_length == 0:
         return _raw_mode(body, signature)
-    size = len(body) if header_length is None else header_length
-    if size > len(body):
-        raise InvalidOptionError("Inference-Header-Content-Length is larger than the body")
-    try:
-        header = json.loads(body[:size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidOptionError(f"the request header is not valid JSON: {exc}") from None
-    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+    header, size = json_header(body, header_length)
+    if not isinstance(header.get("inputs"), list):
         raise InvalidOptionError("the request header must be a JSON object with inputs")
     inputs, offset = {}, size
     for tensor in header["inputs"]:

@@ -56,15 +56,7 @@ def parse_request(body: bytes, header_length: int | None) -> OipRequest:
         if not body:
             raise InvalidImageError("raw request with an empty body")
         return OipRequest(None, [body], {}, {}, True)
-    size = len(body) if header_length is None else header_length
-    if size > len(body):
-        raise InvalidOptionError("Inference-Header-Content-Length is larger than the body")
-    try:
-        header = json.loads(body[:size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidOptionError(f"the request header is not valid JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise InvalidOptionError("the request header must be a JSON object")
+    header, size = json_header(body, header_length)
     parameters = header.get("parameters") or {}
     images = _images(header.get("inputs"), body[size:])
     outputs = {}
@@ -75,6 +67,21 @@ def parse_request(body: bytes, header_length: int | None) -> OipRequest:
         outputs[name] = (spec.get("parameters") or {}).get("binary_data")
     binary_default = bool(parameters.get("binary_data_output", False))
     return OipRequest(header.get("id"), images, parameters, outputs, binary_default)
+
+
+def json_header(body: bytes, header_length: int | None) -> tuple[dict[str, Any], int]:
+    """The request's JSON header (all of the body, or its first ``header_length`` bytes
+    when binary data follows) and where the binary data starts."""
+    size = len(body) if header_length is None else header_length
+    if size > len(body):
+        raise InvalidOptionError("Inference-Header-Content-Length is larger than the body")
+    try:
+        header = json.loads(body[:size])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidOptionError(f"the request header is not valid JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise InvalidOptionError("the request header must be a JSON object")
+    return header, size
 
 
 def _images(inputs: Any, binary: bytes) -> list[bytes]:
