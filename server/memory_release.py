@@ -98,6 +98,7 @@ class MemoryRelease:
         self._on_trim = on_trim
         self._large = 0
         self._loose = False
+        self._scheduled = False
         self._running = False
         self._again = False
         self._executor: ThreadPoolExecutor | None = None
@@ -137,7 +138,8 @@ class MemoryRelease:
 
     def end(self) -> None:
         self._large -= 1
-        if self._large == 0:
+        if self._large == 0 and not self._scheduled:
+            self._scheduled = True  # one start for all that end before it runs
             # after the current step of the event loop, when the finished request's
             # frames (and the buffers they hold) are gone; workers drop their batch as
             # soon as they have handed its results over (server/workers.py)
@@ -148,6 +150,7 @@ class MemoryRelease:
         return self._large
 
     def _start(self) -> None:
+        self._scheduled = False
         if self._large:
             return  # the large request in flight now trims when it ends
         if self._running:
