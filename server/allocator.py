@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
@@ -66,6 +67,7 @@ def mallopt(parameter: int, value: int) -> bool:
     return bool(libc().mallopt(parameter, value) == 1)
 
 
+@functools.cache
 def libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_inference
 from torchvision.ops import boxes as box_ops
@@ -109,10 +108,9 @@ def _aligner(
 def _split(
     align: Callable[[Tensor], Tensor], rois: Tensor, pool: ThreadPoolExecutor | None
 ) -> Tensor:
-    parts = min(torch.get_num_threads(), len(rois) // 16) if pool is not None else 1
-    if parts <= 1:
+    parts = min(torch.get_num_threads(), len(rois) // 16)
+    if pool is None or parts <= 1:
         return align(rois)
-    assert pool is not None
     return torch.cat(list(pool.map(align, rois.tensor_split(parts))))
 
 
@@ -171,7 +169,7 @@ def greedy_nms_top(
             if blocked[i]:
                 continue
             chosen.append(i)
-            blocked |= among_np[i] & (np.arange(len(block)) > i)
+            blocked[i + 1 :] |= among_np[i, i + 1 :]  # what it suppresses further down
             if len(kept) + len(chosen) == limit:
                 break
         if chosen:

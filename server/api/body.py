@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
-from starlette.types import Message
+from starlette.types import Message, Receive
 
 from maskserve.api.errors import PayloadTooLargeError
 from maskserve.errors import DeadlineExceededError
@@ -34,18 +34,28 @@ def limited(request: Request, limit: int) -> Request:
     """The same request, its body counted as a parser streams it (413 past ``limit``):
     for parsers that read the stream themselves, so the body is never held whole."""
     _refuse_declared(request, limit)
+
+    def check(size: int) -> None:
+        if size > limit:
+            raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+
+    return Request(request.scope, counted(request.receive, check))
+
+
+def counted(receive: Receive, observe: Callable[[int], None]) -> Receive:
+    """``receive``, calling ``observe`` with the body bytes received so far after each
+    body message (it may raise to stop the request)."""
     size = 0
 
-    async def receive() -> Message:
+    async def counting() -> Message:
         nonlocal size
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.request":
             size += len(message.get("body", b""))
-            if size > limit:
-                raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+            observe(size)
         return message
 
-    return Request(request.scope, receive)
+    return counting
 
 
 async def read_body(request: Request, limit: int) -> bytes:

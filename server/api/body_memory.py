@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from maskserve.api.body import counted
 from maskserve.memory_release import MemoryRelease
 
 Scope = dict[str, Any]
-Message = dict[str, Any]
 
 
 class LargeBodyTracker:
@@ -22,21 +22,16 @@ class LargeBodyTracker:
         if scope["type"] != "http" or not self.memory.enabled:
             await self.app(scope, receive, send)
             return
-        received = 0
         large = False
 
-        async def counting() -> Message:
-            nonlocal received, large
-            message: Message = await receive()
-            if message["type"] == "http.request" and not large:
-                received += len(message.get("body", b""))
-                if self.memory.is_large(received):
-                    large = True
-                    self.memory.begin()
-            return message
+        def observe(size: int) -> None:
+            nonlocal large
+            if not large and self.memory.is_large(size):
+                large = True
+                self.memory.begin()
 
         try:
-            await self.app(scope, counting, send)
+            await self.app(scope, counted(receive, observe), send)
         finally:
             if large:
                 self.memory.end()
